@@ -1,0 +1,1 @@
+"""Image registration (see the registration issues); nothing here yet."""

@@ -1,0 +1,23 @@
+"""Label images and skeletons -> ROI shapes with measurements (numpy only)."""
+
+from fractal_roi_tasks.rois.extract import extract_rois
+from fractal_roi_tasks.rois.shapes import (
+    SHAPE_KINDS,
+    Ellipse,
+    Mask,
+    ObjectRoi,
+    Point,
+    Polygon,
+    RoiSet,
+)
+
+__all__ = [
+    "SHAPE_KINDS",
+    "Ellipse",
+    "Mask",
+    "ObjectRoi",
+    "Point",
+    "Polygon",
+    "RoiSet",
+    "extract_rois",
+]

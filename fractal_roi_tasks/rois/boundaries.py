@@ -1,0 +1,256 @@
+"""Exact outlines of every object of a 2D label image, in one pass.
+
+An outline here is the *crack boundary*: the chain of pixel edges between an
+object's pixels and everything else. Its vertices lie on pixel corners, so
+
+- rasterizing it by pixel centres gives back exactly the object's pixels
+  (no pixel centre can lie on it), whatever tool rasterizes;
+- its shoelace area equals the object's pixel count.
+
+Coordinates are (row, column) in pixel units with pixel centres on integers,
+so a corner sits at half-integers: the single pixel (0, 0) is the square
+(-0.5, -0.5), (-0.5, 0.5), (0.5, 0.5), (0.5, -0.5).
+
+How: every edge between two pixels of different labels becomes one directed
+edge per non-zero side, oriented so the object lies on its right (clockwise
+on screen for outer rings, anticlockwise for holes). Each edge's successor is
+the edge of the same label leaving its end corner; at a corner where an object
+touches itself diagonally the left turn is taken, which keeps 8-connected
+pixels in one ring (the connectivity `skimage.measure.label` uses by default).
+Pointer jumping over the successors orders each ring's vertices, so the
+whole trace is vectorized over the image: no Python loop per object or pixel.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+# Directions, clockwise on screen (row axis pointing down): east, south,
+# west, north. A left turn from d is (d + 3) % 4.
+_STEP = np.array([[0, 1], [1, 0], [0, -1], [-1, 0]], dtype=np.int64)
+_HALF_SQRT2 = float(np.sqrt(0.5))
+
+
+@dataclass(frozen=True)
+class Rings:
+    """Closed outlines of every object of a 2D label image.
+
+    Vertices of all rings are stored end to end; ring r is
+    ``points[bounds[r]:bounds[r + 1]]`` and closes from its last vertex back
+    to its first (the first is not repeated).
+
+    Attributes:
+        points: (V, 2) float64 (row, column) pixel-corner coordinates, pixel
+            centres on integers.
+        bounds: (R + 1,) int64 offsets of the rings in `points`.
+        labels: (R,) label value of each ring.
+        signed_area: (R,) shoelace area in pixels; positive for outer rings
+            (clockwise on screen), negative for holes, so that summing per
+            label gives the pixel count.
+        object_labels: (n,) the labels present, sorted.
+        perimeter: (n,) per label, the length in pixels of the contour through
+            the mid-points of the boundary edges (what marching squares at 0.5
+            draws), holes included.
+    """
+
+    points: np.ndarray
+    bounds: np.ndarray
+    labels: np.ndarray
+    signed_area: np.ndarray
+    object_labels: np.ndarray
+    perimeter: np.ndarray
+
+    @property
+    def is_hole(self) -> np.ndarray:
+        """(R,) True for a ring bounding a hole of its object."""
+        return self.signed_area < 0
+
+    def ring(self, r: int) -> np.ndarray:
+        """(N, 2) vertices of ring r."""
+        return self.points[self.bounds[r] : self.bounds[r + 1]]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def _directed_edges(label_plane: np.ndarray):
+    """All boundary edges as (label, start corner row, start col, direction)."""
+    height, width = label_plane.shape
+    padded = np.zeros((height + 2, width + 2), dtype=label_plane.dtype)
+    padded[1:-1, 1:-1] = label_plane  # np.pad is several times slower here
+    flat = padded.ravel()
+    pw = width + 2
+    labels, rows, cols, dirs = [], [], [], []
+
+    def add(values, r, c, direction):
+        keep = values != 0
+        labels.append(values[keep])
+        rows.append(r[keep])
+        cols.append(c[keep])
+        dirs.append(np.full(int(keep.sum()), direction, np.int8))
+
+    # Horizontal cracks between padded rows i and i + 1, on corner row i + 1.
+    idx = np.flatnonzero(padded[1:, :] != padded[:-1, :])
+    i, j = np.divmod(idx, pw)
+    add(flat[idx + pw], i + 1, j, 0)  # top edge of the pixel below: east
+    add(flat[idx], i + 1, j + 1, 2)  # bottom edge of the pixel above: west
+    # Vertical cracks between padded columns j and j + 1, on corner column j + 1.
+    idx = np.flatnonzero(padded[:, 1:] != padded[:, :-1])
+    i, j = np.divmod(idx, pw - 1)
+    flat_left = i * pw + j
+    add(flat[flat_left + 1], i + 1, j + 1, 3)  # left edge of the right pixel: north
+    add(flat[flat_left], i, j + 1, 1)  # right edge of the left pixel: south
+
+    return (
+        np.concatenate(labels),
+        np.concatenate(rows).astype(np.int64),
+        np.concatenate(cols).astype(np.int64),
+        np.concatenate(dirs),
+        padded.shape,
+    )
+
+
+def _successors(label_rank, rows, cols, dirs, n_corner_cols):
+    """Index of the edge that follows each edge along its ring."""
+    n_corners = (int(rows.max()) + 2) * n_corner_cols
+    start_key = label_rank * n_corners + rows * n_corner_cols + cols
+    end_rows = rows + _STEP[dirs, 0]
+    end_cols = cols + _STEP[dirs, 1]
+    end_key = label_rank * n_corners + end_rows * n_corner_cols + end_cols
+
+    order = np.argsort(start_key, kind="stable")
+    sorted_keys = start_key[order]
+    first = np.searchsorted(sorted_keys, end_key, side="left")
+    succ = order[first]
+    # A label touching itself diagonally leaves a corner twice; take the
+    # outgoing edge that turns left, so diagonal neighbours stay joined.
+    second = first + 1
+    has_two = second < len(sorted_keys)
+    has_two[has_two] = sorted_keys[second[has_two]] == end_key[has_two]
+    if has_two.any():
+        alt = order[second[has_two]]
+        want = (dirs[has_two] + 3) % 4
+        use_alt = dirs[alt] == want
+        succ[np.flatnonzero(has_two)[use_alt]] = alt[use_alt]
+    return succ
+
+
+def _order_rings(succ, turns, label_rank):
+    """Polygon vertices ring by ring, in walking order, without a Python loop.
+
+    Only edges whose successor turns end at a polygon vertex. Pointer jumping
+    (repeated doubling of `succ`) gives each of them the next vertex, the ring
+    it belongs to (its smallest member) and its place in that ring; a sort by
+    (ring, place) then lists every ring's vertices in order.
+
+    Returns:
+        (edge index of each vertex, ring id of each vertex), both (V,) int64,
+        sorted by ring and then walking order; ring ids are 0..R-1.
+    """
+    # Skip straight runs: the first turning edge after each edge.
+    jump = succ.copy()
+    pending = np.flatnonzero(~turns[jump])
+    while pending.size:
+        jump[pending] = jump[jump[pending]]
+        pending = pending[~turns[jump[pending]]]
+    vertex_edges = np.flatnonzero(turns)
+    n = len(vertex_edges)
+    place = np.empty(len(succ), np.int64)
+    place[vertex_edges] = np.arange(n)
+    nxt = place[jump[vertex_edges]]
+
+    # A ring has at most as many vertices as its label has in total.
+    longest = int(np.bincount(label_rank[vertex_edges]).max())
+    index = np.arange(n)
+    ring = index.copy()
+    hop = nxt.copy()
+    reach = 1
+    while reach < longest:
+        ring = np.minimum(ring, ring[hop])
+        hop = hop[hop]
+        reach *= 2
+    # Steps from each vertex forward to its ring's root (smallest member).
+    is_root = ring == index
+    steps = (~is_root).astype(np.int64)
+    hop = np.where(is_root, index, nxt)
+    reach = 1
+    while reach < longest:
+        steps = steps + steps[hop]
+        hop = hop[hop]
+        reach *= 2
+    ring_len = np.bincount(ring, minlength=n)[ring]
+    walk_pos = np.where(is_root, 0, ring_len - steps)
+    order = np.lexsort((walk_pos, ring))
+    _, ring_id = np.unique(ring[order], return_inverse=True)
+    return vertex_edges[order], ring_id
+
+
+def trace_rings(label_plane: np.ndarray) -> Rings:
+    """Trace the exact outline of every object of a 2D label image.
+
+    Args:
+        label_plane: (Y, X) integer array, 0 is background. Objects may touch
+            each other, have holes and consist of several pieces.
+
+    Returns:
+        `Rings`, one per connected piece outline and one per hole.
+
+    Example:
+        >>> plane = np.zeros((4, 4), np.uint32)
+        >>> plane[1:3, 1:3] = 7
+        >>> rings = trace_rings(plane)
+        >>> rings.labels.tolist(), rings.signed_area.tolist()
+        ([7], [4.0])
+        >>> rings.ring(0).tolist()
+        [[0.5, 2.5], [2.5, 2.5], [2.5, 0.5], [0.5, 0.5]]
+    """
+    if label_plane.ndim != 2:
+        raise ValueError(f"label_plane must be 2D, got shape {label_plane.shape}.")
+    labels, rows, cols, dirs, padded_shape = _directed_edges(label_plane)
+    if labels.size == 0:
+        no_labels = np.zeros(0, label_plane.dtype)
+        return Rings(
+            np.zeros((0, 2)), np.zeros(1, np.int64), no_labels, np.zeros(0), no_labels, np.zeros(0)
+        )
+
+    unique_labels, label_rank = np.unique(labels, return_inverse=True)
+    succ = _successors(label_rank.astype(np.int64), rows, cols, dirs, padded_shape[1] + 1)
+
+    # A vertex of the polygon is the end of an edge whose successor turns.
+    turns = dirs[succ] != dirs
+    perimeter = np.bincount(
+        label_rank, weights=np.where(turns, _HALF_SQRT2, 1.0), minlength=len(unique_labels)
+    )
+
+    vertex_edges, ring_of_vertex = _order_rings(succ, turns, label_rank)
+    end_r = rows[vertex_edges] + _STEP[dirs[vertex_edges], 0]
+    end_c = cols[vertex_edges] + _STEP[dirs[vertex_edges], 1]
+    # Padded corner (r, c) is the top-left corner of unpadded pixel (r-1, c-1),
+    # i.e. the point (r - 1.5, c - 1.5) in pixel-centre coordinates.
+    coords = np.stack([end_r - 1.5, end_c - 1.5], axis=1)
+
+    ring_sizes = np.bincount(ring_of_vertex)
+    bounds = np.concatenate([[0], np.cumsum(ring_sizes)])
+    # Shoelace per ring, vectorized over all vertices at once.
+    nxt = np.arange(len(coords)) + 1
+    nxt[bounds[1:] - 1] = bounds[:-1]
+    cross = coords[:, 1] * coords[nxt, 0] - coords[nxt, 1] * coords[:, 0]
+    signed_area = np.bincount(ring_of_vertex, weights=cross) / 2.0
+    n_rings = len(ring_sizes)
+
+    ring_first_edge = vertex_edges[bounds[:-1]]
+    ring_labels = labels[ring_first_edge]
+    logger.debug("traced %d rings of %d objects", n_rings, len(unique_labels))
+    return Rings(
+        points=coords,
+        bounds=bounds,
+        labels=ring_labels,
+        signed_area=signed_area,
+        object_labels=unique_labels,
+        perimeter=perimeter,
+    )

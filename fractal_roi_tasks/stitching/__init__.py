@@ -1,0 +1,1 @@
+"""Tile stitching and label de-duplication (see the stitching issue); nothing here yet."""
