@@ -1,0 +1,1 @@
+"""What ngio does not do for us: file swaps, plate context, label metadata."""

@@ -1,0 +1,65 @@
+"""Between ngio objects and the core: spatial arrays in, tables out."""
+
+from __future__ import annotations
+
+import ngio
+import numpy as np
+
+from fractal_roi_tasks.errors import InvalidInputError
+from fractal_roi_tasks.rois.shapes import RoiSet
+
+
+def read_spatial(image_like, **selection) -> tuple[np.ndarray, tuple[str, ...]]:
+    """The whole array as (Z, Y, X), or (Y, X) when there is no z or z == 1.
+
+    Channel and time axes must be selected away in `selection` (e.g. c=0).
+    """
+    axes = tuple(a for a in ("z", "y", "x") if a in image_like.axes)
+    extra = [a for a in image_like.axes if a not in axes and a not in selection]
+    if "t" in extra and image_like.dimensions.get("t") != 1:
+        raise InvalidInputError(
+            f"Time series are not supported (axes {image_like.axes}); run on one time point."
+        )
+    array = image_like.get_array(axes_order=axes, **selection)
+    if "z" in axes and array.shape[0] == 1:
+        return array[0], axes[1:]
+    return array, axes
+
+
+def spacing_um(image_like, axes: tuple[str, ...]) -> tuple[float, ...]:
+    """Pixel size in micrometers along `axes`."""
+    size = image_like.pixel_size
+    return tuple(float(getattr(size, axis)) for axis in axes)
+
+
+def masking_table(roi_set: RoiSet, label_name: str) -> ngio.MaskingRoiTable:
+    """One bounding box per object, in micrometers, relative to the image origin."""
+    feats = roi_set.features
+    three_d = "bbox_z_um" in feats
+    rois = []
+    for row in feats.itertuples(index=False):
+        slices = {
+            "x": (row.bbox_x_um, row.bbox_len_x_um),
+            "y": (row.bbox_y_um, row.bbox_len_y_um),
+        }
+        if three_d:
+            slices["z"] = (row.bbox_z_um, row.bbox_len_z_um)
+        rois.append(ngio.Roi.from_values(slices, name=str(row.label), label=int(row.label)))
+    return ngio.MaskingRoiTable(rois, reference_label=label_name)
+
+
+def feature_table(roi_set: RoiSet, label_name: str) -> ngio.FeatureTable:
+    """The measurements, one row per object, indexed by label."""
+    table = roi_set.features.copy()
+    table["label"] = table["label"].astype(np.int64)
+    return ngio.FeatureTable(table.set_index("label"), reference_label=label_name)
+
+
+def label_properties(roi_set: RoiSet) -> list[dict]:
+    """Per-label entries for the ``image-label`` ``properties`` list."""
+    feats = roi_set.features
+    area_column = "area_um2" if "area_um2" in feats else "volume_um3"
+    return [
+        {"label-value": int(lab), "area_px": float(area), area_column: float(size)}
+        for lab, area, size in zip(feats["label"], feats["area_px"], feats[area_column])
+    ]

@@ -1,0 +1,84 @@
+"""Segment a channel of an OME-Zarr image, region by region, into a label image."""
+
+from __future__ import annotations
+
+import logging
+
+import ngio
+import numpy as np
+
+from fractal_roi_tasks.arguments import SegmentationOptions
+from fractal_roi_tasks.errors import AlreadyExistsError
+from fractal_roi_tasks.io.ngio_tables import read_spatial
+from fractal_roi_tasks.io.open import require_table
+
+logger = logging.getLogger(__name__)
+
+
+def segment_into_label(
+    ome_zarr: ngio.OmeZarrContainer,
+    zarr_url: str,
+    label_name: str,
+    options: SegmentationOptions,
+    *,
+    level: str,
+) -> np.ndarray:
+    """Write label image `label_name` segmented from a channel; return that channel.
+
+    Every check (channel, ROI table, existing label) runs before anything is
+    written. Each ROI is segmented on its own at `level`, its ids offset so
+    they stay unique across the image, and written at full resolution; then
+    the label pyramid is rebuilt.
+
+    Returns:
+        The segmented channel at `level`, for intensity measurements.
+    """
+    from fractal_roi_tasks.segmentation import segment_channel
+
+    image = ome_zarr.get_image(path=level)
+    channel = options.channel.index_in(image.channel_labels, image.wavelength_ids)
+    require_table(ome_zarr, options.roi_table, zarr_url)
+    rois = ome_zarr.get_roi_table(options.roi_table).rois()
+    if label_name in ome_zarr.list_labels() and not options.overwrite:
+        raise AlreadyExistsError(
+            f"Label image {label_name!r} already exists; set `overwrite` in the "
+            "segmentation options to replace it, or choose another label_name."
+        )
+
+    label_full = ome_zarr.derive_label(label_name, overwrite=options.overwrite)
+    full_axes = tuple(a for a in ("z", "y", "x") if a in label_full.axes)
+    axes = tuple(a for a in ("z", "y", "x") if a in image.axes)
+    next_id = 0
+    for roi in rois:
+        patch = image.get_roi(roi, axes_order=axes, c=channel)
+        flat = patch[0] if axes[0] == "z" and patch.shape[0] == 1 else patch
+        result = segment_channel(
+            flat,
+            method=options.method,
+            threshold=options.threshold,
+            smoothing_sigma=options.smoothing_sigma,
+            split_touching=options.split_touching,
+            split_min_distance_px=options.split_min_distance_px,
+            min_area_px=options.min_area_px,
+            max_area_px=options.max_area_px,
+        )
+        labels = result.label_image.astype(np.uint32).reshape(patch.shape)
+        labels[labels > 0] += next_id
+        next_id += result.n_objects
+        target_shape = label_full.get_roi(roi, axes_order=full_axes).shape
+        label_full.set_roi(roi, _to_shape(labels, target_shape), axes_order=full_axes)
+        logger.debug("%s: %d objects (threshold %.4g)", roi.name, result.n_objects, result.threshold)
+    label_full.consolidate(mode="auto")
+    logger.info("segmented %d objects over %d ROIs into %r", next_id, len(rois), label_name)
+    return read_spatial(image, c=channel)[0]
+
+
+def _to_shape(labels: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Nearest-neighbour resize of a label patch (a no-op at level 0)."""
+    if labels.shape == shape:
+        return labels
+    index = np.ix_(*[
+        np.minimum((np.arange(n) * labels.shape[a] / n).astype(np.int64), labels.shape[a] - 1)
+        for a, n in enumerate(shape)
+    ])
+    return labels[index]

@@ -1,0 +1,136 @@
+"""Fractal task: label image -> one ROI per object, with measurements."""
+
+from __future__ import annotations
+
+import logging
+from typing import Literal, Optional
+
+from pydantic import validate_call
+
+from fractal_roi_tasks.arguments import SegmentationOptions, check_level
+from fractal_roi_tasks.io import ngio_tables
+from fractal_roi_tasks.io.context import image_context
+from fractal_roi_tasks.io.label_metadata import write_label_properties
+from fractal_roi_tasks.io.open import open_image_container, require_label
+from fractal_roi_tasks.names import (
+    FEATURE_TABLE,
+    MASKING_ROI_TABLE,
+    ROI_EXPORT_DIR,
+    ROI_EXPORT_STEM,
+    check_name,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@validate_call
+def segment_to_rois(
+    *,
+    zarr_url: str,
+    label_name: str,
+    segmentation: Optional[SegmentationOptions] = None,
+    level: str = "0",
+    min_area: int = 0,
+    shape: Literal["polygon", "mask", "ellipse", "point"] = "polygon",
+    exports: list[Literal["json"]] = [],  # noqa: B006 - pydantic copies defaults
+) -> dict:
+    """Turn every object of a label image into a ROI with its measurements.
+
+    Reads the label image (or first segments a channel into it), finds every
+    object in one pass and writes a masking ROI table `{label_name}_ROI_table`
+    (one bounding box per object, micrometers), a feature table
+    `{label_name}_features` (area, perimeter, centroid, bounding box, in pixels
+    and micrometers) and per-label colors and properties in the label image's
+    metadata; on request also ROI files next to the image, under
+    `rois/{label_name}/`.
+
+    Args:
+        zarr_url: Path of the OME-Zarr image to process.
+        label_name: The label image to read; with `segmentation`, the label
+            image to write.
+        segmentation: Segment a channel into `label_name` first, region by
+            region of a ROI table, with ids unique across the image.
+        level: Pyramid level to work on ("0" is full resolution).
+        min_area: Objects with fewer pixels than this (at `level`) get no ROI.
+        shape: The ROI shape: `polygon` (outline with holes; one per piece
+            and per z-plane), `mask` (cropped binary mask), `ellipse` (fitted
+            from the object's moments) or `point` (centroid).
+        exports: Files to write besides the OME-Zarr tables: `json` (every
+            shape and measurement, see the docs).
+    """
+    check_name(label_name, what="label_name")
+    if min_area < 0:
+        raise ValueError(f"min_area must be >= 0, got {min_area}.")
+    ome_zarr = open_image_container(zarr_url)
+    check_level(level, ome_zarr.level_paths)
+    intensity = None
+    if segmentation is None:
+        require_label(ome_zarr, label_name, zarr_url)
+    else:
+        from fractal_roi_tasks.io.segment_image import segment_into_label
+
+        intensity = segment_into_label(
+            ome_zarr, zarr_url, label_name, segmentation, level=level
+        )
+
+    label = ome_zarr.get_label(label_name, path=level)
+    label_image, axes = ngio_tables.read_spatial(label)
+    if intensity is not None:
+        intensity = intensity.reshape(label_image.shape)
+
+    from fractal_roi_tasks.rois import extract_rois
+
+    spacing = ngio_tables.spacing_um(label, axes)
+    roi_set = extract_rois(
+        label_image, shape=shape, min_area_px=min_area, spacing=spacing, intensity_image=intensity
+    )
+
+    masking_name = MASKING_ROI_TABLE.format(label_name=label_name)
+    feature_name = FEATURE_TABLE.format(label_name=label_name)
+    ome_zarr.add_table(
+        masking_name, ngio_tables.masking_table(roi_set, label_name), overwrite=True
+    )
+    ome_zarr.add_table(
+        feature_name, ngio_tables.feature_table(roi_set, label_name), overwrite=True
+    )
+    in_metadata = write_label_properties(
+        zarr_url, label_name, ngio_tables.label_properties(roi_set)
+    )
+
+    written = []
+    if exports:
+        from fractal_roi_tasks.formats import get_format
+
+        context = image_context(zarr_url)
+        folder = f"{zarr_url.rstrip('/')}/{ROI_EXPORT_DIR.format(label_name=label_name)}"
+        stem = ROI_EXPORT_STEM.format(prefix=context.file_prefix, label_name=label_name)
+        about = {
+            "zarr_url": zarr_url,
+            "well": context.well,
+            "image": context.image,
+            "label_name": label_name,
+            "level": level,
+        }
+        for name in dict.fromkeys(exports):
+            fmt = get_format(name)
+            written.append(str(fmt.write(f"{folder}/{stem}{fmt.EXTENSION}", roi_set, context=about)))
+
+    logger.info(
+        "%s: %d objects in %r (level %s, %d below min_area) -> %s, %s%s%s",
+        zarr_url,
+        len(roi_set.rois),
+        label_name,
+        level,
+        roi_set.n_too_small,
+        masking_name,
+        feature_name,
+        "" if in_metadata else " (too many labels for colors/properties in metadata)",
+        f", files {written}" if written else "",
+    )
+    return {"image_list_updates": [{"zarr_url": zarr_url}]}
+
+
+if __name__ == "__main__":
+    from fractal_task_tools.task_wrapper import run_fractal_task
+
+    run_fractal_task(task_function=segment_to_rois)
