@@ -1,0 +1,27 @@
+"""Every benchmark runs on tiny inputs, so none of them can rot."""
+
+import importlib.util
+from pathlib import Path
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def load(name):
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bench_rois_runs_and_reports_ratios(capsys):
+    result = load("bench_rois").main(["--size", "256", "--objects", "60", "--repeats", "1", "--naive-subset", "3"])
+    assert result["objects"] == 60
+    assert result["ours"] > 0 and result["floor"] > 0 and result["naive"] > 0
+    assert "x floor" in capsys.readouterr().out
+
+
+def test_bench_imports_covers_every_task_module(capsys):
+    ratios = load("bench_imports").main(["--repeats", "1"])
+    assert "fractal_roi_tasks.tasks.segment_to_rois" in ratios
+    assert all(r > 0 for r in ratios.values())
+    assert "baseline" in capsys.readouterr().out
