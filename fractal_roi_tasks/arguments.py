@@ -55,17 +55,17 @@ class SegmentationOptions(BaseModel):
 
     channel: ChannelChoice
     """The channel to segment."""
-    method: Literal["otsu", "li", "triangle", "manual"] = "otsu"
-    """How the threshold is chosen: automatically per region (otsu, li, triangle) or `manual`."""
+    method: Literal["otsu", "li", "triangle", "manual"] = "li"
+    """How the threshold is chosen: automatically, once over the whole image (li, otsu, triangle), or `manual`."""
     threshold: Optional[float] = None
     """The threshold in image intensity units; only with method `manual`."""
     smoothing_sigma: float = Field(default=1.0, ge=0)
     """Gaussian smoothing before thresholding, in pixels (0: none)."""
     split_touching: bool = True
     """Split touching objects (distance transform and watershed)."""
-    split_min_distance_px: int = Field(default=7, ge=1)
+    split_min_distance_px: int = Field(default=5, ge=1)
     """Smallest distance between the centres of two objects split apart, in pixels."""
-    min_area_px: int = Field(default=30, ge=0)
+    min_area_px: int = Field(default=100, ge=0)
     """Objects smaller than this (pixels) are dropped from the label image."""
     max_area_px: Optional[int] = Field(default=None, ge=1)
     """Objects larger than this (pixels) are dropped from the label image (empty: no limit)."""

@@ -26,14 +26,16 @@ def segment_into_label(
     """Write label image `label_name` segmented from a channel; return that channel.
 
     Every check (channel, ROI table, existing label) runs before anything is
-    written. Each ROI is segmented on its own at `level`, its ids offset so
-    they stay unique across the image, and written at full resolution; then
-    the label pyramid is rebuilt.
+    written. An automatic threshold is computed once over the whole channel,
+    so a region with no object (pure background) stays empty instead of
+    getting a threshold inside its noise. Each ROI is then segmented on its own
+    at `level`, its ids offset so they stay unique across the image, and
+    written at full resolution; then the label pyramid is rebuilt.
 
     Returns:
         The segmented channel at `level`, for intensity measurements.
     """
-    from fractal_roi_tasks.segmentation import segment_channel
+    from fractal_roi_tasks.segmentation import compute_threshold, segment_channel
 
     image = ome_zarr.get_image(path=level)
     channel = options.channel.index_in(image.channel_labels, image.wavelength_ids)
@@ -45,17 +47,29 @@ def segment_into_label(
             "segmentation options to replace it, or choose another label_name."
         )
 
+    channel_image = read_spatial(image, c=channel)[0]
+    threshold = options.threshold
+    if options.method != "manual":
+        threshold = compute_threshold(
+            channel_image, method=options.method, smoothing_sigma=options.smoothing_sigma
+        )
+
     label_full = ome_zarr.derive_label(label_name, overwrite=options.overwrite)
     full_axes = tuple(a for a in ("z", "y", "x") if a in label_full.axes)
     axes = tuple(a for a in ("z", "y", "x") if a in image.axes)
     next_id = 0
+    if np.isnan(threshold):
+        logger.warning(
+            "channel %d of %s has no contrast: label image %r stays empty", channel, zarr_url, label_name
+        )
+        rois = []
     for roi in rois:
         patch = image.get_roi(roi, axes_order=axes, c=channel)
         flat = patch[0] if axes[0] == "z" and patch.shape[0] == 1 else patch
         result = segment_channel(
             flat,
-            method=options.method,
-            threshold=options.threshold,
+            method="manual",
+            threshold=threshold,
             smoothing_sigma=options.smoothing_sigma,
             split_touching=options.split_touching,
             split_min_distance_px=options.split_min_distance_px,
@@ -69,8 +83,11 @@ def segment_into_label(
         label_full.set_roi(roi, _to_shape(labels, target_shape), axes_order=full_axes)
         logger.debug("%s: %d objects (threshold %.4g)", roi.name, result.n_objects, result.threshold)
     label_full.consolidate(mode="auto")
-    logger.info("segmented %d objects over %d ROIs into %r", next_id, len(rois), label_name)
-    return read_spatial(image, c=channel)[0]
+    logger.info(
+        "segmented %d objects over %d ROIs into %r (%s threshold %.4g)",
+        next_id, len(rois), label_name, options.method, threshold,
+    )
+    return channel_image
 
 
 def _to_shape(labels: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
