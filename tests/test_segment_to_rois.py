@@ -43,7 +43,9 @@ def test_given_labels_to_tables_and_json(plate):
     for lab, y0, x0, y1, x1 in zip(*(ref[k] for k in ("label", "bbox-0", "bbox-1", "bbox-2", "bbox-3"))):
         roi = rois[lab]
         assert roi.get("x").start == pytest.approx(x0 * px)
+        assert roi.get("y").start == pytest.approx(y0 * px)
         assert roi.get("y").length == pytest.approx((y1 - y0) * px)
+        assert roi.get("x").length == pytest.approx((x1 - x0) * px)
     feats = ome_zarr.get_feature_table("nuclei_features").dataframe
     np.testing.assert_array_equal(feats.index.astype(int), ref["label"])
     np.testing.assert_array_equal(feats["area_px"], ref["area"])
