@@ -1,0 +1,195 @@
+"""The demo: a plate from bundled real images, the arguments every task runs
+with on it, and a summary of what the tasks found.
+
+``fractal-roi-tasks demo`` (see `fractal_roi_tasks.cli`) builds the plate with
+`build_demo_plate`, runs every task of the manifest with its `DEMO_ARGS`
+through `fractal_roi_tasks.runner` and prints `summarize`'s result. Everything
+here returns data; nothing prints.
+
+A task added to the manifest needs an entry in `DEMO_ARGS` (a test checks),
+otherwise the demo skips it and says so.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from fractal_roi_tasks.names import FEATURE_TABLE, ROI_EXPORT_DIR
+from fractal_roi_tasks.runner import TaskSpec, list_tasks
+from fractal_roi_tasks.sample_data import NUCLEI_LABEL, SamplePlate, make_plate
+
+logger = logging.getLogger(__name__)
+
+DEMO_PLATE_NAME = "demo.zarr"
+"""Name of the demo plate's folder inside the demo directory."""
+
+DEMO_PLATE_OPTIONS: dict = {
+    "plate_name": DEMO_PLATE_NAME,
+    "wells": ("B03", "B04"),
+    "acquisitions": 1,
+    "fov_grid": (2, 2),
+    "z_planes": 1,
+    "ngff_version": "0.4",
+}
+"""`make_plate` options of the demo plate (NGFF 0.4: what Fiji and napari read best)."""
+
+SEGMENTED_LABEL = "nuclei_segmented"
+"""Label image the demo segments from the DAPI channel."""
+
+DEMO_ARGS: dict[str, list[dict]] = {
+    "Segment to ROIs": [
+        # The nuclei labels that came with the images.
+        {"label_name": NUCLEI_LABEL, "exports": ["json"]},
+        # Segment DAPI ourselves (otsu threshold, touching nuclei split).
+        {
+            "label_name": SEGMENTED_LABEL,
+            "segmentation": {"channel": {"label": "DAPI"}},
+            "exports": ["json"],
+        },
+    ],
+}
+"""Manifest task name -> the argument sets the demo runs it with, in order."""
+
+
+@dataclass(frozen=True)
+class DemoStep:
+    """One run of the demo: a task with one argument set."""
+
+    task: TaskSpec
+    args: dict
+
+
+@dataclass(frozen=True)
+class DemoPlan:
+    """What the demo runs (`steps`, in manifest order) and skips (task names)."""
+
+    steps: list[DemoStep]
+    skipped: list[str]
+
+
+def demo_plan(tasks: list[TaskSpec] | None = None) -> DemoPlan:
+    """Every manifest task with its demo arguments; tasks without any are skipped."""
+    tasks = list_tasks() if tasks is None else tasks
+    steps, skipped = [], []
+    for task in tasks:
+        arg_sets = DEMO_ARGS.get(task.name)
+        if not arg_sets:
+            logger.debug("Task %r has no demo arguments; the demo skips it.", task.name)
+            skipped.append(task.name)
+            continue
+        steps.extend(DemoStep(task=task, args=dict(args)) for args in arg_sets)
+    return DemoPlan(steps=steps, skipped=skipped)
+
+
+def demo_plate_path(root: str | os.PathLike[str]) -> Path:
+    """Where `build_demo_plate` writes the plate under `root`."""
+    return Path(root).expanduser().absolute() / DEMO_PLATE_NAME
+
+
+def build_demo_plate(root: str | os.PathLike[str], *, overwrite: bool = False) -> SamplePlate:
+    """Write the demo plate into the folder `root` (see `DEMO_PLATE_OPTIONS`)."""
+    return make_plate(root, **DEMO_PLATE_OPTIONS, overwrite=overwrite)
+
+
+# --------------------------------------------------------------------------
+# Summary
+
+
+@dataclass(frozen=True)
+class LabelSummary:
+    """The measurements of one label image of one image.
+
+    Attributes:
+        zarr_url: the image.
+        well: e.g. ``"B03"`` (None outside a plate).
+        image: the image's path in its well, e.g. ``"0"``.
+        label: the label image's name.
+        n_objects: rows of its feature table.
+        size_column: ``"area_um2"`` (2D) or ``"volume_um3"`` (3D), None if absent.
+        median_size: median of that column.
+        mean_intensity: mean over objects of their mean intensity, None when
+            the table has none (only segmentation measures intensity).
+        intensity_channel: the channel that intensity was measured in, if known.
+        roi_files: files written under ``rois/{label}/``.
+    """
+
+    zarr_url: str
+    well: str | None
+    image: str
+    label: str
+    n_objects: int
+    size_column: str | None
+    median_size: float | None
+    mean_intensity: float | None
+    intensity_channel: str | None
+    roi_files: list[str]
+
+
+def _intensity_channels() -> dict[str, str]:
+    """label name -> channel label/wavelength the demo segments it from."""
+    channels = {}
+    for arg_sets in DEMO_ARGS.values():
+        for args in arg_sets:
+            channel = (args.get("segmentation") or {}).get("channel") or {}
+            name = channel.get("label") or channel.get("wavelength_id")
+            if name and "label_name" in args:
+                channels[args["label_name"]] = name
+    return channels
+
+
+def summarize(zarr_urls: list[str]) -> list[LabelSummary]:
+    """What the tasks found in each image: one row per image and measured label image.
+
+    A label image counts as measured when its feature table
+    (``{label}_features``) exists.
+    """
+    import ngio
+
+    from fractal_roi_tasks.io.context import image_context
+
+    channels = _intensity_channels()
+    rows = []
+    for zarr_url in zarr_urls:
+        container = ngio.open_ome_zarr_container(zarr_url, mode="r")
+        tables = set(container.list_tables())
+        context = image_context(zarr_url)
+        for label in container.list_labels():
+            table_name = FEATURE_TABLE.format(label_name=label)
+            if table_name not in tables:
+                continue
+            frame = container.get_feature_table(table_name).dataframe
+            size_column = next(
+                (name for name in ("area_um2", "volume_um3") if name in frame), None
+            )
+            has_intensity = "mean_intensity" in frame and len(frame) > 0
+            folder = Path(zarr_url) / ROI_EXPORT_DIR.format(label_name=label)
+            rows.append(
+                LabelSummary(
+                    zarr_url=zarr_url,
+                    well=context.well,
+                    image=context.image,
+                    label=label,
+                    n_objects=len(frame),
+                    size_column=size_column,
+                    median_size=(
+                        float(frame[size_column].median())
+                        if size_column and len(frame) else None
+                    ),
+                    mean_intensity=(
+                        float(frame["mean_intensity"].mean()) if has_intensity else None
+                    ),
+                    intensity_channel=channels.get(label) if has_intensity else None,
+                    roi_files=sorted(str(path) for path in folder.glob("*") if path.is_file()),
+                )
+            )
+    return rows
+
+
+def roi_formats() -> list[str]:
+    """Names of the ROI file formats this version can export."""
+    from fractal_roi_tasks.formats import FORMATS
+
+    return sorted(FORMATS)
