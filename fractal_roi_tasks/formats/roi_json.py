@@ -23,6 +23,7 @@ from fractal_roi_tasks.rois.shapes import (
     ObjectRoi,
     Point,
     Polygon,
+    Polyline,
     RoiSet,
     Shape,
 )
@@ -41,6 +42,7 @@ def to_bytes(roi_set: RoiSet, *, context: dict | None = None) -> bytes:
             {
                 "label": roi.label,
                 "name": roi.name,
+                "branch": roi.branch,
                 "measurements": {k: _plain(v) for k, v in measurements.items() if k != "label"},
                 "shapes": [_shape_to_dict(s) for s in roi.shapes],
             }
@@ -74,7 +76,11 @@ def from_bytes(data: bytes) -> tuple[RoiSet, dict]:
     rois, rows = [], []
     for item in document["rois"]:
         shapes = tuple(_shape_from_dict(s) for s in item["shapes"])
-        rois.append(ObjectRoi(label=item["label"], name=item["name"], shapes=shapes))
+        rois.append(
+            ObjectRoi(
+                label=item["label"], name=item["name"], shapes=shapes, branch=item.get("branch")
+            )
+        )
         rows.append({"label": item["label"], **item["measurements"]})
     features = pd.DataFrame(rows, columns=document["columns"])
     roi_set = RoiSet(
@@ -120,6 +126,8 @@ def _shape_to_dict(shape: Shape) -> dict:
         }
     if isinstance(shape, Point):
         return {"type": "point", "position": list(shape.position)}
+    if isinstance(shape, Polyline):
+        return {"type": "polyline", "points": shape.points.tolist(), "closed": shape.closed}
     flat = shape.mask.ravel()
     change = np.flatnonzero(np.diff(flat.astype(np.int8))) + 1
     edges = np.concatenate([[0], change, [flat.size]])
@@ -151,11 +159,14 @@ def _shape_from_dict(item: dict) -> Shape:
         )
     if kind == "point":
         return Point(position=tuple(item["position"]))
+    if kind == "polyline":
+        points = np.asarray(item["points"], float)
+        return Polyline(points=points.reshape(len(points), -1), closed=item["closed"])
     if kind == "mask":
         runs = np.asarray(item["runs"], np.int64)
         values = np.arange(len(runs)) % 2 == 1
         mask = np.repeat(values, runs).reshape(item["shape"])
         return Mask(origin=tuple(item["origin"]), mask=mask)
     raise InvalidInputError(
-        f"Unknown shape type {kind!r}; expected polygon, ellipse, point or mask."
+        f"Unknown shape type {kind!r}; expected polygon, ellipse, point, polyline or mask."
     )

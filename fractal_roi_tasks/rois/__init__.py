@@ -8,6 +8,7 @@ from fractal_roi_tasks.rois.shapes import (
     ObjectRoi,
     Point,
     Polygon,
+    Polyline,
     RoiSet,
 )
 
@@ -18,6 +19,7 @@ __all__ = [
     "ObjectRoi",
     "Point",
     "Polygon",
+    "Polyline",
     "RoiSet",
     "extract_rois",
 ]

@@ -14,7 +14,9 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-ShapeKind = Literal["polygon", "mask", "ellipse", "point"]
+ShapeKind = Literal["polygon", "mask", "ellipse", "point", "skeleton"]
+# Shapes `extract_rois` makes from a label image; "skeleton" comes from
+# `rois.skeleton` (one polyline per branch).
 SHAPE_KINDS: tuple[str, ...] = ("polygon", "mask", "ellipse", "point")
 
 
@@ -61,6 +63,22 @@ class Point:
 
 
 @dataclass(frozen=True, eq=False)
+class Polyline:
+    """An open path through pixel centres, e.g. one skeleton branch.
+
+    Attributes:
+        points: (N, 2) (y, x) or (N, 3) (z, y, x) float64 vertices in order,
+            on pixel centres. A 3D path may change plane along the way; a
+            single-plane consumer splits it into runs of constant z.
+        closed: True for a cycle (the path returns to its first vertex,
+            which is not repeated).
+    """
+
+    points: np.ndarray
+    closed: bool = False
+
+
+@dataclass(frozen=True, eq=False)
 class Mask:
     """The object's binary mask cropped to its bounding box.
 
@@ -73,16 +91,24 @@ class Mask:
     mask: np.ndarray
 
 
-Shape = Polygon | Ellipse | Point | Mask
+Shape = Polygon | Ellipse | Point | Mask | Polyline
 
 
 @dataclass(frozen=True)
 class ObjectRoi:
-    """All shapes of one object (a label value), with its name."""
+    """All shapes of one object (a label value), or of one skeleton branch.
+
+    Attributes:
+        label: the object's label value (for a branch: its skeleton's label).
+        name: unique within its set, e.g. "7", or "7-3" for branch 3 of 7.
+        shapes: the ROI's shapes, in pixel coordinates.
+        branch: index of the branch within its skeleton; None for objects.
+    """
 
     label: int
     name: str
     shapes: tuple[Shape, ...]
+    branch: int | None = None
 
 
 @dataclass(frozen=True)
@@ -90,8 +116,10 @@ class RoiSet:
     """What `extract_rois` found in one label image.
 
     Attributes:
-        kind: the shape kind of every ROI ("polygon", "mask", "ellipse", "point").
-        rois: one `ObjectRoi` per kept object, in increasing label order.
+        kind: the shape kind of every ROI ("polygon", "mask", "ellipse",
+            "point", or "skeleton" for one polyline ROI per branch).
+        rois: one `ObjectRoi` per kept object (or branch), in increasing
+            label order.
         features: one row per ROI, same order; columns named with their unit
             (``_px`` pixels, ``_um`` micrometers, ``_um2``, ``_um3``).
         image_shape: shape of the label image, (y, x) or (z, y, x).
