@@ -10,6 +10,7 @@ from fractal_roi_tasks.errors import InvalidInputError
 from fractal_roi_tasks.rois import Ellipse, Mask, Point, Polygon, extract_rois
 from fractal_roi_tasks.rois.boundaries import trace_rings
 from fractal_roi_tasks.sample_data import load_cardiomyocyte_nuclei
+from tests.label_cases import hard_cases_2d
 
 
 def rasterize(polygons, shape):
@@ -62,26 +63,8 @@ def test_measurements_match_regionprops(nuclei):
         assert perimeter == pytest.approx(expected, rel=1e-9)
 
 
-def hard_cases():
-    """Holes, pieces, island in a hole, diagonal contact, borders, big ids."""
-    img = np.zeros((40, 50), np.uint32)
-    img[2:12, 2:12] = 3  # square with a hole holding an island of itself
-    img[4:10, 4:10] = 0
-    img[6:8, 6:8] = 3
-    img[20:23, 5:8] = 70_000  # id above 65535, two pieces
-    img[30:33, 15:19] = 70_000
-    img[0, 30] = 9  # one pixel on the top border
-    img[15, 15] = 11  # diagonal pixels
-    img[16, 16] = 11
-    img[35:40, 45:50] = 12  # corner of the image
-    img[10:20, 30:40] = 13  # touching object 14
-    img[10:20, 40:45] = 14
-    img[12, 33] = 14  # a pixel of 14 inside 13: 13 gets a hole
-    return img
-
-
 def test_hard_cases_are_exact():
-    img = hard_cases()
+    img = hard_cases_2d()
     roi_set = extract_rois(img)
     assert_polygons_exact(img, roi_set)
     by_label = {r.label: r for r in roi_set.rois}
@@ -190,7 +173,7 @@ def test_bad_inputs_are_named():
 
 
 def test_input_is_not_mutated():
-    img = hard_cases()
+    img = hard_cases_2d()
     before = img.copy()
     extract_rois(img, shape="mask")
     np.testing.assert_array_equal(img, before)

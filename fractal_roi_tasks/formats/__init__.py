@@ -1,8 +1,12 @@
 """ROI file formats, one module each, looked up by name.
 
-Every format module offers ``EXTENSION``, ``to_bytes(roi_set, *, context)``,
-``from_bytes(data)`` and ``write(path, roi_set, *, context)``; adding a format
-is adding a module and one line in `FORMATS`.
+Every format module offers ``EXTENSION`` (e.g. ".roi.zip"),
+``to_bytes(roi_set, *, context)``, ``from_bytes(data)`` (the format's parsed
+content) and ``write(path, roi_set, *, context)``; adding a format is adding
+a module and one line in `FORMATS`. `context` is a dict describing where the
+ROIs come from: ``label_name``, ``well``, ``image``, ``level``, ``zarr_url``
+and ``scale`` (per axis, from the ROI set's pixels to full-resolution pixels;
+see `coordinates`). Each module converts to its consumer's conventions itself.
 """
 
 from __future__ import annotations
@@ -15,6 +19,9 @@ from fractal_roi_tasks.errors import InvalidInputError
 # name -> module; modules load on first use so a task imports only what it writes.
 FORMATS: dict[str, str] = {
     "json": "fractal_roi_tasks.formats.roi_json",
+    "imagej": "fractal_roi_tasks.formats.imagej",
+    "geojson": "fractal_roi_tasks.formats.geojson",
+    "ome_xml": "fractal_roi_tasks.formats.ome_xml",
 }
 
 
