@@ -11,6 +11,7 @@ from fractal_roi_tasks.rois.shapes import (
     Polyline,
     RoiSet,
 )
+from fractal_roi_tasks.rois.skeleton import SkeletonRois, extract_branches  # noqa: F401
 
 __all__ = [
     "SHAPE_KINDS",
