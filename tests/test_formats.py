@@ -75,5 +75,24 @@ def test_write_replaces_the_previous_file(tmp_path):
 
 def test_registry_names_the_formats():
     assert get_format("json") is roi_json
-    with pytest.raises(InvalidInputError, match=r"available: \['json'\]"):
-        get_format("imagej")
+    for name in ("imagej", "geojson", "ome_xml"):
+        assert get_format(name).EXTENSION.startswith(".")
+    with pytest.raises(
+        InvalidInputError, match=r"available: \['geojson', 'imagej', 'json', 'ome_xml'\]"
+    ):
+        get_format("tiff")
+
+
+def test_a_format_missing_its_optional_package_is_refused_up_front(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_ome_types(name, *args, **kwargs):
+        if name.startswith("ome_types"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_ome_types)
+    with pytest.raises(InvalidInputError, match=r"fractal-roi-tasks\[ome-xml\]"):
+        get_format("ome_xml")

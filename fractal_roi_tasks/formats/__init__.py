@@ -3,7 +3,8 @@
 Every format module offers ``EXTENSION`` (e.g. ".roi.zip"),
 ``to_bytes(roi_set, *, context)``, ``from_bytes(data)`` (the format's parsed
 content) and ``write(path, roi_set, *, context)``; adding a format is adding
-a module and one line in `FORMATS`. `context` is a dict describing where the
+a module and one line in `FORMATS`; a module that needs an optional package
+also offers ``check_available()``. `context` is a dict describing where the
 ROIs come from: ``label_name``, ``well``, ``image``, ``level``, ``zarr_url``
 and ``scale`` (per axis, from the ROI set's pixels to full-resolution pixels;
 see `coordinates`). Each module converts to its consumer's conventions itself.
@@ -26,10 +27,18 @@ FORMATS: dict[str, str] = {
 
 
 def get_format(name: str) -> ModuleType:
-    """The format module registered as `name`."""
+    """The format module registered as `name`, checked to be usable.
+
+    A format needing an optional package raises its install hint here, so a
+    task can refuse it before writing anything.
+    """
     try:
-        return import_module(FORMATS[name])
+        module = import_module(FORMATS[name])
     except KeyError:
         raise InvalidInputError(
             f"Unknown ROI export format {name!r}; available: {sorted(FORMATS)}."
         ) from None
+    check = getattr(module, "check_available", None)
+    if check is not None:
+        check()
+    return module

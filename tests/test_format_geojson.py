@@ -1,0 +1,319 @@
+"""GeoJSON export for QuPath: written, read back, filled as QuPath fills.
+
+QuPath fills its (JTS -> Java2D) shapes by pixel centre: pixel (x, y) is in
+when (x + 0.5, y + 0.5) is inside, even-odd over a polygon's rings;
+`consumer_raster.fill_even_odd` implements it.
+"""
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fractal_roi_tasks.errors import InvalidInputError
+from fractal_roi_tasks.formats import geojson, get_format
+from fractal_roi_tasks.rois import ObjectRoi, Polyline, RoiSet, extract_rois
+from fractal_roi_tasks.sample_data import load_cardiomyocyte_nuclei
+from tests.consumer_raster import fill_even_odd, paint
+from tests.label_cases import hard_cases_2d, hard_cases_3d
+
+
+@pytest.fixture(scope="module")
+def nuclei():
+    return load_cardiomyocyte_nuclei()[1]
+
+
+def _roundtrip(tmp_path, roi_set, context=None):
+    path = geojson.write(tmp_path / f"rois{geojson.EXTENSION}", roi_set, context=context)
+    # strict JSON: no NaN/Infinity anywhere (QuPath's parser would choke)
+    json.loads(path.read_text(), parse_constant=lambda c: pytest.fail(f"non-JSON number {c}"))
+    return geojson.read(path)["features"]
+
+
+def _label(feature):
+    return int(feature["properties"]["metadata"]["label"])
+
+
+def _rebuild(features, shape, *, planes=None):
+    out = np.zeros(shape if planes is None else (planes, *shape), np.int64)
+    for feature in features:
+        target = out if planes is None else out[feature["geometry"]["plane"]["z"]]
+        paint(target, fill_even_odd(geojson.feature_rings(feature), shape), _label(feature))
+    return out
+
+
+def _signed_area(ring):
+    x, y = ring[:, 0], ring[:, 1]
+    return 0.5 * float(np.dot(x[:-1], y[1:]) - np.dot(x[1:], y[:-1]))
+
+
+# --------------------------------------------------------------------------
+# Outlines
+
+
+@pytest.mark.parametrize("kind", ["polygon", "mask"])
+@pytest.mark.parametrize("case", ["hard", "nuclei"])
+def test_outlines_fill_back_to_exactly_the_labels(tmp_path, nuclei, kind, case):
+    labels = hard_cases_2d() if case == "hard" else nuclei
+    features = _roundtrip(tmp_path, extract_rois(labels, shape=kind))
+    assert len(features) == len(np.unique(labels)) - 1
+    np.testing.assert_array_equal(_rebuild(features, labels.shape), labels)
+    assert all("plane" not in f["geometry"] for f in features)  # 2D: QuPath's default plane
+
+
+def test_pieces_are_multipolygons_rings_closed_and_right_handed(tmp_path):
+    features = {_label(f): f for f in _roundtrip(tmp_path, extract_rois(hard_cases_2d()))}
+    assert features[70_000]["geometry"]["type"] == "MultiPolygon"
+    assert len(features[70_000]["geometry"]["coordinates"]) == 2
+    assert features[3]["geometry"]["type"] == "MultiPolygon"  # square with hole + island
+    outer, island = features[3]["geometry"]["coordinates"]
+    assert len(outer) == 2 and len(island) == 1  # exterior + hole, then the island
+    assert features[13]["geometry"]["type"] == "Polygon"
+    assert len(features[13]["geometry"]["coordinates"]) == 2  # exterior + hole
+    for feature in features.values():
+        geometry = feature["geometry"]
+        polygons = (
+            [geometry["coordinates"]] if geometry["type"] == "Polygon" else geometry["coordinates"]
+        )
+        for polygon in polygons:
+            rings = [np.asarray(r, float) for r in polygon]
+            for ring in rings:
+                assert len(ring) >= 4 and np.array_equal(ring[0], ring[-1])
+            assert _signed_area(rings[0]) > 0  # RFC 7946: exterior counter-clockwise (y up)
+            assert all(_signed_area(h) < 0 for h in rings[1:])
+    # the one-pixel object on the top border: the unit square x 30..31, y 0..1
+    (ring,) = geojson.feature_rings(features[9])
+    assert {tuple(p) for p in ring.tolist()} == {(30, 0), (31, 0), (31, 1), (30, 1)}
+
+
+@pytest.mark.parametrize("kind", ["polygon", "mask"])
+def test_3d_outlines_fill_back_plane_by_plane(tmp_path, kind):
+    labels = hard_cases_3d()
+    features = _roundtrip(tmp_path, extract_rois(labels, shape=kind))
+    np.testing.assert_array_equal(_rebuild(features, labels.shape[1:], planes=3), labels)
+    assert all(
+        f["geometry"]["plane"]["c"] == -1 and f["geometry"]["plane"]["t"] == 0 for f in features
+    )
+    planes_of_9 = [f["geometry"]["plane"]["z"] for f in features if _label(f) == 9]
+    assert planes_of_9 == [0, 2]
+    keys = [(f["properties"]["name"], f["geometry"]["plane"]["z"]) for f in features]
+    assert len(set(keys)) == len(keys)  # one feature per object and plane
+
+
+def test_scale_doubles_coordinates_around_pixel_corners(tmp_path):
+    labels = np.zeros((6, 8), np.uint16)
+    labels[1:3, 1:4] = 5
+    (feature,) = _roundtrip(tmp_path, extract_rois(labels), context={"scale": (2.0, 2.0)})
+    (ring,) = geojson.feature_rings(feature)
+    assert {tuple(p) for p in ring.tolist()} == {(2, 2), (8, 2), (8, 6), (2, 6)}
+    features = _roundtrip(tmp_path, extract_rois(hard_cases_2d()), context={"scale": (2.0, 2.0)})
+    full = np.kron(hard_cases_2d(), np.ones((2, 2), np.uint32))
+    np.testing.assert_array_equal(_rebuild(features, full.shape), full)
+
+
+# --------------------------------------------------------------------------
+# Properties, files
+
+
+def test_features_are_qupath_detections_with_measurements(tmp_path, nuclei):
+    roi_set = extract_rois(nuclei, spacing=(0.5, 0.5))
+    features = _roundtrip(tmp_path, roi_set, context={"label_name": "nuclei"})
+    table = roi_set.features.set_index("label")
+    assert len(features) == 168
+    names = [f["properties"]["name"] for f in features]
+    assert len(set(names)) == 168 and names == sorted(names)
+    for feature in features:
+        assert feature["type"] == "Feature"
+        props = feature["properties"]
+        assert props["objectType"] == "detection"
+        assert props["name"] == f"label-{_label(feature):04d}"
+        assert props["classification"]["name"] == "nuclei"
+        color = props["classification"]["color"]
+        assert len(color) == 3 and all(isinstance(c, int) and 0 <= c <= 255 for c in color)
+        measurements = props["measurements"]
+        assert all(isinstance(v, (int, float)) for v in measurements.values())
+        row = table.loc[_label(feature)]
+        assert measurements["label"] == _label(feature)
+        for column in ("area_px", "area_um2", "perimeter_um", "centroid_x_um", "bbox_len_y_px"):
+            assert measurements[column] == pytest.approx(row[column], rel=1e-15)
+
+
+def test_non_finite_measurements_are_left_out(tmp_path):
+    roi_set = extract_rois(hard_cases_2d())
+    roi_set.features["mean_intensity"] = np.nan
+    features = _roundtrip(tmp_path, roi_set)
+    assert all("mean_intensity" not in f["properties"]["measurements"] for f in features)
+    assert all("area_px" in f["properties"]["measurements"] for f in features)
+
+
+def test_a_channel_goes_into_the_plane(tmp_path):
+    features = _roundtrip(tmp_path, extract_rois(hard_cases_2d()), context={"channel": 1})
+    assert {json.dumps(f["geometry"]["plane"]) for f in features} == {'{"c": 1, "z": 0, "t": 0}'}
+
+
+def test_second_write_replaces_the_first(tmp_path):
+    path = tmp_path / "x" / "rois.geojson"
+    geojson.write(path, extract_rois(hard_cases_2d()))
+    geojson.write(path, extract_rois(np.where(hard_cases_2d() == 12, 12, 0)))
+    assert [_label(f) for f in geojson.read(path)["features"]] == [12]
+    assert [p.name for p in path.parent.iterdir()] == ["rois.geojson"]
+
+
+def test_reader_refuses_what_is_not_a_feature_collection():
+    with pytest.raises(InvalidInputError, match="not valid JSON"):
+        geojson.from_bytes(b"{nope")
+    with pytest.raises(
+        InvalidInputError, match="Expected a GeoJSON FeatureCollection, got type 'Feature'"
+    ):
+        geojson.from_bytes(b'{"type": "Feature"}')
+    with pytest.raises(InvalidInputError, match="Only Polygon and MultiPolygon"):
+        geojson.feature_rings({"geometry": {"type": "Point", "coordinates": [1, 2]}})
+    with pytest.raises(InvalidInputError, match=r"scale.*3 values"):
+        geojson.to_bytes(extract_rois(hard_cases_3d()), context={"scale": (2.0, 2.0)})
+
+
+def test_registry_finds_the_module():
+    assert get_format("geojson") is geojson
+    assert geojson.EXTENSION == ".geojson"
+
+
+# --------------------------------------------------------------------------
+# Points, ellipses, lines
+
+
+def test_points_sit_on_pixel_centres(tmp_path):
+    features = {
+        _label(f): f for f in _roundtrip(tmp_path, extract_rois(hard_cases_2d(), shape="point"))
+    }
+    assert features[9]["geometry"] == {"type": "Point", "coordinates": [30.5, 0.5]}
+    assert features[11]["geometry"]["coordinates"] == [16.0, 16.0]
+    roi_set = extract_rois(hard_cases_3d(), shape="point")
+    features_3d = _roundtrip(tmp_path, roi_set)
+    for feature, row in zip(features_3d, roi_set.features.itertuples()):
+        assert feature["geometry"]["coordinates"] == [
+            row.centroid_x_px + 0.5,
+            row.centroid_y_px + 0.5,
+        ]
+        assert feature["geometry"]["plane"]["z"] == round(row.centroid_z_px)
+
+
+def _covariance(a, b, angle):
+    rot = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
+    return rot @ np.diag([a * a, b * b]) @ rot.T
+
+
+def _ellipse_from_feature(feature):
+    """(centre, covariance) the way a reader gets it back from the ring."""
+    (ring,) = geojson.feature_rings(feature)
+    ring = ring[:-1]
+    assert len(ring) == geojson.ELLIPSE_VERTICES
+    if feature["geometry"].get("isEllipse"):  # QuPath: EllipseROI from the bounding box
+        lo, hi = ring.min(axis=0), ring.max(axis=0)
+        a, b = (hi - lo) / 2
+        return (lo + hi) / 2, np.diag([a * a, b * b])
+    centre = ring.mean(axis=0)
+    major = ring[0] - centre  # first vertex: end of the major axis
+    minor = ring[len(ring) // 4] - centre
+    angle = math.atan2(major[1], major[0])
+    return centre, _covariance(np.linalg.norm(major), np.linalg.norm(minor), angle)
+
+
+@pytest.mark.parametrize("scale", [1.0, 2.0])
+def test_ellipses_round_trip(tmp_path, nuclei, scale):
+    roi_set = extract_rois(nuclei, shape="ellipse")
+    features = _roundtrip(tmp_path, roi_set, context={"scale": (scale, scale)})
+    flags = [bool(f["geometry"].get("isEllipse")) for f in features]
+    assert not all(flags)  # rotated nuclei stay polygons (QuPath ellipses are axis-aligned)
+    for feature, original in zip(features, roi_set.rois):
+        (ellipse,) = original.shapes
+        centre, cov = _ellipse_from_feature(feature)
+        a, b = (s * scale for s in ellipse.semi_axes)
+        np.testing.assert_allclose(
+            centre, (np.array(ellipse.center[::-1]) + 0.5) * scale, atol=1e-9
+        )
+        np.testing.assert_allclose(cov, _covariance(a, b, ellipse.angle), atol=1e-9 * a * a)
+
+
+def test_axis_aligned_ellipses_are_qupath_ellipses(tmp_path):
+    labels = np.zeros((20, 30), np.uint8)
+    labels[2:5, 3:12] = 1
+    labels[8:18, 20:24] = 2
+    roi_set = extract_rois(labels, shape="ellipse")
+    features = _roundtrip(tmp_path, roi_set)
+    assert [f["geometry"].get("isEllipse") for f in features] == [True, True]
+    for feature, original in zip(features, roi_set.rois):
+        (ellipse,) = original.shapes
+        centre, cov = _ellipse_from_feature(feature)
+        np.testing.assert_allclose(centre, np.array(ellipse.center[::-1]) + 0.5, atol=1e-9)
+        np.testing.assert_allclose(cov, _covariance(*ellipse.semi_axes, ellipse.angle), atol=1e-9)
+
+
+def skeleton_roi_set(ndim):
+    """Three branches of two skeletons, by hand (the skeleton core is separate)."""
+    if ndim == 2:
+        lines = [
+            (5, 0, Polyline(np.array([[2.0, 3.0], [2.0, 4.0], [3.0, 5.0]]))),
+            (5, 1, Polyline(np.array([[10.0, 10.0], [10.0, 11.0], [11.0, 11.0]]), closed=True)),
+            (8, 0, Polyline(np.array([[20.0, 20.0]]))),
+        ]
+        shape = (30, 30)
+    else:
+        lines = [
+            (5, 0, Polyline(np.array([[0, 2, 3], [0, 2, 4], [1, 3, 5], [1, 4, 5], [2, 5, 5.0]]))),
+            (8, 0, Polyline(np.array([[2, 20, 20], [2, 21, 21.0]]))),
+        ]
+        shape = (3, 30, 30)
+    rois = tuple(
+        ObjectRoi(label=lab, name=f"{lab}-{br}", shapes=(line,), branch=br)
+        for lab, br, line in lines
+    )
+    features = pd.DataFrame(
+        {
+            "label": [r.label for r in rois],
+            "branch": [r.branch for r in rois],
+            "length_px": [float(len(r.shapes[0].points)) for r in rois],
+        }
+    )
+    return RoiSet("skeleton", rois, features, shape, (1.0,) * len(shape))
+
+
+def test_2d_branches_are_linestrings_through_pixel_centres(tmp_path):
+    features = _roundtrip(tmp_path, skeleton_roi_set(2), context={"label_name": "retic"})
+    summary = [(f["properties"]["name"], f["geometry"]) for f in features]
+    assert summary == [
+        (
+            "label-0005-branch-000",
+            {"type": "LineString", "coordinates": [[3.5, 2.5], [4.5, 2.5], [5.5, 3.5]]},
+        ),
+        (
+            "label-0005-branch-001",
+            {
+                "type": "LineString",
+                "coordinates": [[10.5, 10.5], [11.5, 10.5], [11.5, 11.5], [10.5, 10.5]],
+            },
+        ),
+        ("label-0008-branch-000", {"type": "Point", "coordinates": [20.5, 20.5]}),
+    ]
+    assert [f["properties"]["metadata"]["branch"] for f in features] == ["0", "1", "0"]
+    assert [f["properties"]["measurements"]["length_px"] for f in features] == [3.0, 3.0, 1.0]
+
+
+def test_3d_branches_split_into_runs_of_constant_z(tmp_path):
+    features = _roundtrip(tmp_path, skeleton_roi_set(3))
+    summary = [
+        (
+            f["properties"]["name"],
+            f["geometry"]["type"],
+            f["geometry"]["plane"]["z"],
+            f["geometry"]["coordinates"],
+        )
+        for f in features
+    ]
+    assert summary == [
+        ("label-0005-branch-000", "LineString", 0, [[3.5, 2.5], [4.5, 2.5]]),
+        ("label-0005-branch-000", "LineString", 1, [[5.5, 3.5], [5.5, 4.5]]),
+        ("label-0005-branch-000", "Point", 2, [5.5, 5.5]),
+        ("label-0008-branch-000", "LineString", 2, [[20.5, 20.5], [21.5, 21.5]]),
+    ]

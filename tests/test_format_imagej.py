@@ -1,0 +1,344 @@
+"""ImageJ RoiSet export: written, read back with roifile, filled as ImageJ fills.
+
+ImageJ's rule (ij.process.PolygonFiller, also behind composite ShapeRois):
+pixel (x, y) is inside when its centre (x + 0.5, y + 0.5) is, even-odd over
+all subpaths; `consumer_raster.fill_even_odd` implements it.
+"""
+
+import math
+import re
+import zipfile
+
+import numpy as np
+import pandas as pd
+import pytest
+import roifile
+from roifile import ROI_OPTIONS, ROI_SUBTYPE, ROI_TYPE
+
+from fractal_roi_tasks.errors import InvalidInputError
+from fractal_roi_tasks.formats import get_format, imagej
+from fractal_roi_tasks.rois import ObjectRoi, Polyline, RoiSet, extract_rois
+from fractal_roi_tasks.sample_data import load_cardiomyocyte_nuclei
+from tests.consumer_raster import fill_even_odd, paint
+from tests.label_cases import hard_cases_2d, hard_cases_3d
+
+
+@pytest.fixture(scope="module")
+def nuclei():
+    return load_cardiomyocyte_nuclei()[1]
+
+
+def _label_image(case, nuclei):
+    return hard_cases_2d() if case == "hard" else nuclei
+
+
+def _roundtrip(tmp_path, roi_set, context=None):
+    path = imagej.write(tmp_path / f"rois{imagej.EXTENSION}", roi_set, context=context)
+    assert path.name.endswith(".roi.zip")
+    return roifile.roiread(path)
+
+
+def _rings(roi):
+    """What ImageJ fills: a composite's subpaths, else the polygon."""
+    return roi.coordinates(multi=True)
+
+
+def _rebuild(rois, shape, *, planes=None):
+    """Fill every ROI the ImageJ way into a label image (per plane in 3D)."""
+    out = np.zeros(shape if planes is None else (planes, *shape), np.int64)
+    for roi in rois:
+        target = out if planes is None else out[roi.z_position - 1]
+        paint(target, fill_even_odd(_rings(roi), shape), int(roi.properties["label"]))
+    return out
+
+
+# --------------------------------------------------------------------------
+# Outlines
+
+
+@pytest.mark.parametrize("kind", ["polygon", "mask"])
+@pytest.mark.parametrize("case", ["hard", "nuclei"])
+def test_outlines_fill_back_to_exactly_the_labels(tmp_path, nuclei, kind, case):
+    labels = _label_image(case, nuclei)
+    rois = _roundtrip(tmp_path, extract_rois(labels, shape=kind))
+    assert len(rois) == len(np.unique(labels)) - 1
+    np.testing.assert_array_equal(_rebuild(rois, labels.shape), labels)
+
+
+def test_holes_and_pieces_become_composites_simple_outlines_traced(tmp_path):
+    rois = {
+        int(r.properties["label"]): r for r in _roundtrip(tmp_path, extract_rois(hard_cases_2d()))
+    }
+    # 3: hole with an island; 70000 and 14: two pieces; 13: a hole holding a pixel of 14
+    for label in (3, 13, 14, 70_000):
+        assert rois[label].composite and rois[label].roitype == ROI_TYPE.RECT
+    assert len(rois[3].coordinates(multi=True)) == 3  # outer ring, hole, island
+    for label in (9, 11, 12):
+        assert not rois[label].composite and rois[label].roitype == ROI_TYPE.TRACED
+        assert not rois[label].subpixelresolution  # corners on integers: exact ints
+    # the one-pixel object on the top border is the unit square at x=30, y=0
+    np.testing.assert_array_equal(
+        np.sort(rois[9].coordinates(), axis=0), [[30, 0], [30, 0], [31, 1], [31, 1]]
+    )
+
+
+@pytest.mark.parametrize("kind", ["polygon", "mask"])
+def test_3d_outlines_fill_back_plane_by_plane(tmp_path, kind):
+    labels = hard_cases_3d()
+    rois = _roundtrip(tmp_path, extract_rois(labels, shape=kind))
+    rebuilt = _rebuild(rois, labels.shape[1:], planes=labels.shape[0])
+    np.testing.assert_array_equal(rebuilt, labels)
+    for roi in rois:
+        assert roi.name.endswith(f"-z{roi.z_position - 1:02d}")
+        assert int(roi.properties["z"]) == roi.z_position - 1
+    # label 9 is absent from the middle plane: no ROI there
+    assert sorted(r.z_position for r in rois if int(r.properties["label"]) == 9) == [1, 3]
+
+
+def test_scale_doubles_coordinates_around_pixel_corners(tmp_path):
+    labels = np.zeros((6, 8), np.uint16)
+    labels[1:3, 1:4] = 5  # rows 1-2, columns 1-3
+    (roi,) = _roundtrip(tmp_path, extract_rois(labels), context={"scale": (2.0, 2.0)})
+    assert roi.roitype == ROI_TYPE.TRACED
+    corners = {tuple(p) for p in roi.coordinates().tolist()}
+    assert corners == {(2, 2), (8, 2), (8, 6), (2, 6)}  # full-resolution pixels 2..7 x 2..5
+
+
+def test_scaled_outlines_fill_the_full_resolution_pixels(tmp_path):
+    labels = hard_cases_2d()
+    rois = _roundtrip(tmp_path, extract_rois(labels), context={"scale": (2.0, 2.0)})
+    full = np.kron(labels, np.ones((2, 2), labels.dtype))
+    np.testing.assert_array_equal(_rebuild(rois, full.shape), full)
+
+
+def test_fractional_scale_gives_sub_pixel_polygons(tmp_path):
+    labels = np.zeros((6, 8), np.uint16)
+    labels[1:3, 1:4] = 5
+    (roi,) = _roundtrip(tmp_path, extract_rois(labels), context={"scale": (1.5, 1.5)})
+    assert roi.roitype == ROI_TYPE.POLYGON and roi.subpixelresolution
+    corners = {tuple(p) for p in roi.coordinates().tolist()}
+    assert corners == {(1.5, 1.5), (6.0, 1.5), (6.0, 4.5), (1.5, 4.5)}
+
+
+# --------------------------------------------------------------------------
+# Names, positions, measurements, files
+
+
+def test_names_are_unique_sortable_and_from_the_label(tmp_path, nuclei):
+    for labels in (hard_cases_2d(), nuclei, hard_cases_3d()):
+        rois = _roundtrip(tmp_path, extract_rois(labels))
+        names = [r.name for r in rois]
+        assert len(set(names)) == len(names)
+        assert names == sorted(names)  # zero-padded: text order is label (then plane) order
+        for roi in rois:
+            match = re.fullmatch(r"label-(\d{4,})(-z\d{2,})?", roi.name)
+            assert match and int(match.group(1)) == int(roi.properties["label"])
+    with zipfile.ZipFile(tmp_path / "rois.roi.zip") as archive:
+        assert archive.namelist() == [f"{r.name}.roi" for r in rois]
+
+
+def test_positions_2d_everywhere_3d_on_its_plane(tmp_path):
+    rois_2d = _roundtrip(tmp_path, extract_rois(hard_cases_2d(), shape="point"))
+    assert {(r.position, r.c_position, r.z_position, r.t_position) for r in rois_2d} == {
+        (0, 0, 0, 0)
+    }
+    with_channel = _roundtrip(tmp_path, extract_rois(hard_cases_2d()), context={"channel": 2})
+    assert {(r.c_position, r.z_position, r.t_position) for r in with_channel} == {(3, 0, 0)}
+    rois_3d = _roundtrip(tmp_path, extract_rois(hard_cases_3d(), shape="ellipse"))
+    assert {r.z_position for r in rois_3d} == {1, 2, 3}
+    assert all(r.c_position == 0 and r.t_position == 0 and r.position == 0 for r in rois_3d)
+
+
+def test_measurements_travel_as_roi_properties(tmp_path, nuclei):
+    roi_set = extract_rois(nuclei, spacing=(0.5, 0.5))
+    rois = _roundtrip(tmp_path, roi_set, context={"label_name": "nuclei"})
+    features = roi_set.features.set_index("label")
+    assert len(rois) == len(features) == 168
+    for roi in rois:
+        props = roi.properties
+        row = features.loc[props["label"]]
+        assert props["label_name"] == "nuclei"
+        for column in ("area_px", "area_um2", "perimeter_um", "centroid_x_um", "bbox_len_y_px"):
+            assert props[column] == pytest.approx(row[column], rel=1e-15)
+
+
+def test_second_write_replaces_the_first(tmp_path):
+    path = tmp_path / "x" / "rois.roi.zip"
+    imagej.write(path, extract_rois(hard_cases_2d()))
+    only_12 = np.where(hard_cases_2d() == 12, 12, 0)
+    imagej.write(path, extract_rois(only_12))
+    with zipfile.ZipFile(path) as archive:
+        assert archive.namelist() == ["label-0012.roi"]
+    assert [r.name for r in roifile.roiread(path)] == ["label-0012"]
+    assert [p.name for p in path.parent.iterdir()] == ["rois.roi.zip"]
+
+
+def test_same_rois_same_bytes():
+    roi_set = extract_rois(hard_cases_2d())
+    assert imagej.to_bytes(roi_set) == imagej.to_bytes(roi_set)
+
+
+def test_from_bytes_reads_zips_and_single_rois_and_refuses_the_rest():
+    data = imagej.to_bytes(extract_rois(hard_cases_2d()))
+    rois = imagej.from_bytes(data)
+    assert len(rois) == 7
+    (single,) = imagej.from_bytes(rois[0].tobytes())
+    assert single.name == rois[0].name
+    with pytest.raises(InvalidInputError, match="Not an ImageJ RoiSet"):
+        imagej.from_bytes(b"{not a zip}")
+
+
+def test_bad_context_is_refused_clearly():
+    roi_set = extract_rois(hard_cases_2d())
+    with pytest.raises(InvalidInputError, match=r"scale.*2 values"):
+        imagej.to_bytes(roi_set, context={"scale": (1.0, 2.0, 2.0)})
+    with pytest.raises(InvalidInputError, match="0-based channel index"):
+        imagej.to_bytes(roi_set, context={"channel": -1})
+
+
+def test_registry_finds_the_module():
+    assert get_format("imagej") is imagej
+    assert imagej.EXTENSION == ".roi.zip"
+
+
+# --------------------------------------------------------------------------
+# Points, ellipses, polylines
+
+
+def test_points_sit_on_pixel_centres(tmp_path):
+    labels = hard_cases_2d()
+    rois = {
+        int(r.properties["label"]): r
+        for r in _roundtrip(tmp_path, extract_rois(labels, shape="point"))
+    }
+    assert all(r.roitype == ROI_TYPE.POINT and r.subpixelresolution for r in rois.values())
+    np.testing.assert_array_equal(rois[9].coordinates(), [[30.5, 0.5]])  # pixel (y=0, x=30)
+    np.testing.assert_array_equal(rois[11].coordinates(), [[16.0, 16.0]])  # between 15 and 16
+    roi_set = extract_rois(hard_cases_3d(), shape="point")
+    rois_3d = _roundtrip(tmp_path, roi_set)
+    for roi, row in zip(rois_3d, roi_set.features.itertuples()):
+        expected = [[row.centroid_x_px + 0.5, row.centroid_y_px + 0.5]]
+        np.testing.assert_allclose(roi.coordinates(), expected, rtol=1e-7)  # float32
+        assert roi.z_position == round(row.centroid_z_px) + 1
+    assert {int(r.properties["label"]): r.z_position for r in rois_3d}[9] == 2  # planes 0, 2
+
+
+def _ellipse_from_imagej(roi):
+    """(centre (x, y), covariance) of an ImageJ OVAL or EllipseRoi."""
+    if roi.roitype == ROI_TYPE.OVAL:
+        assert roi.subpixelrect
+        a, b = roi.widthd / 2, roi.heightd / 2
+        return np.array([roi.xd + a, roi.yd + b]), np.diag([a * a, b * b])
+    assert roi.roitype == ROI_TYPE.FREEHAND and roi.subtype == ROI_SUBTYPE.ELLIPSE
+    p1, p2 = np.array([roi.x1, roi.y1], float), np.array([roi.x2, roi.y2], float)
+    a = np.linalg.norm(p2 - p1) / 2
+    b = a * imagej.ellipse_aspect_ratio(roi)
+    angle = math.atan2(*(p2 - p1)[::-1])
+    return (p1 + p2) / 2, _covariance(a, b, angle)
+
+
+def _covariance(a, b, angle):
+    rot = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
+    return rot @ np.diag([a * a, b * b]) @ rot.T
+
+
+@pytest.mark.parametrize("scale", [1.0, 2.0])
+def test_ellipses_round_trip_as_ovals_or_ellipse_rois(tmp_path, nuclei, scale):
+    roi_set = extract_rois(nuclei, shape="ellipse")
+    rois = _roundtrip(tmp_path, roi_set, context={"scale": (scale, scale)})
+    kinds = {(r.roitype, r.subtype) for r in rois}
+    assert (ROI_TYPE.FREEHAND, ROI_SUBTYPE.ELLIPSE) in kinds
+    for roi, original in zip(rois, roi_set.rois):
+        (ellipse,) = original.shapes
+        centre, cov = _ellipse_from_imagej(roi)
+        expected_centre = (np.array(ellipse.center[::-1]) + 0.5) * scale
+        a, b = (s * scale for s in ellipse.semi_axes)
+        # ImageJ stores float32: exact up to float32 rounding of the coordinates
+        step = np.finfo(np.float32).eps * 512 * scale
+        np.testing.assert_allclose(centre, expected_centre, rtol=0, atol=step)
+        np.testing.assert_allclose(cov, _covariance(a, b, ellipse.angle), rtol=0, atol=2 * a * step)
+        if roi.subtype == ROI_SUBTYPE.ELLIPSE:  # its stored polygon lies on the ellipse
+            d = roi.coordinates() - expected_centre
+            inside = np.einsum("ni,ij,nj->n", d, np.linalg.inv(_covariance(a, b, ellipse.angle)), d)
+            np.testing.assert_allclose(inside, 1.0, atol=1e-4)
+            assert len(d) == imagej.ELLIPSE_VERTICES
+
+
+def test_axis_aligned_ellipses_are_ovals(tmp_path):
+    labels = np.zeros((20, 30), np.uint8)
+    labels[2:5, 3:12] = 1  # 3 x 9: major axis along x
+    labels[8:18, 20:24] = 2  # 10 x 4: major axis along y
+    roi_set = extract_rois(labels, shape="ellipse")
+    rois = _roundtrip(tmp_path, roi_set)
+    assert [r.roitype for r in rois] == [ROI_TYPE.OVAL, ROI_TYPE.OVAL]
+    for roi, original in zip(rois, roi_set.rois):
+        (ellipse,) = original.shapes
+        centre, cov = _ellipse_from_imagej(roi)
+        np.testing.assert_allclose(centre, np.array(ellipse.center[::-1]) + 0.5, atol=1e-6)
+        np.testing.assert_allclose(cov, _covariance(*ellipse.semi_axes, ellipse.angle), atol=1e-5)
+
+
+def skeleton_roi_set(ndim):
+    """Three branches of two skeletons, by hand (the skeleton core is separate)."""
+    if ndim == 2:
+        lines = [
+            (5, 0, Polyline(np.array([[2.0, 3.0], [2.0, 4.0], [3.0, 5.0]]))),
+            (5, 1, Polyline(np.array([[10.0, 10.0], [10.0, 11.0], [11.0, 11.0]]), closed=True)),
+            (8, 0, Polyline(np.array([[20.0, 20.0]]))),
+        ]
+        shape = (30, 30)
+    else:
+        lines = [
+            (5, 0, Polyline(np.array([[0, 2, 3], [0, 2, 4], [1, 3, 5], [1, 4, 5], [2, 5, 5.0]]))),
+            (5, 1, Polyline(np.array([[0, 1, 1], [1, 1, 2], [0, 1, 3], [0, 1, 4.0]]))),
+            (8, 0, Polyline(np.array([[2, 20, 20], [2, 21, 21.0]]))),
+        ]
+        shape = (3, 30, 30)
+    rois = tuple(
+        ObjectRoi(label=lab, name=f"{lab}-{br}", shapes=(line,), branch=br)
+        for lab, br, line in lines
+    )
+    features = pd.DataFrame(
+        {
+            "label": [r.label for r in rois],
+            "branch": [r.branch for r in rois],
+            "length_px": [float(len(r.shapes[0].points)) for r in rois],
+        }
+    )
+    return RoiSet("skeleton", rois, features, shape, (1.0,) * len(shape))
+
+
+def test_2d_branches_are_polylines_through_pixel_centres(tmp_path):
+    rois = _roundtrip(tmp_path, skeleton_roi_set(2), context={"label_name": "retic"})
+    assert [r.name for r in rois] == [
+        "label-0005-branch-000",
+        "label-0005-branch-001",
+        "label-0008-branch-000",
+    ]
+    open_line, cycle, single = rois
+    assert (
+        open_line.roitype == ROI_TYPE.POLYLINE
+        and open_line.options & ROI_OPTIONS.SUB_PIXEL_RESOLUTION
+    )
+    np.testing.assert_array_equal(open_line.coordinates(), [[3.5, 2.5], [4.5, 2.5], [5.5, 3.5]])
+    np.testing.assert_array_equal(  # a cycle repeats its first vertex
+        cycle.coordinates(), [[10.5, 10.5], [11.5, 10.5], [11.5, 11.5], [10.5, 10.5]]
+    )
+    assert single.roitype == ROI_TYPE.POINT
+    np.testing.assert_array_equal(single.coordinates(), [[20.5, 20.5]])
+    assert [r.properties["branch"] for r in rois] == [0, 1, 0]
+    assert [r.properties["length_px"] for r in rois] == [3.0, 3.0, 1.0]
+
+
+def test_3d_branches_split_into_runs_of_constant_z(tmp_path):
+    rois = _roundtrip(tmp_path, skeleton_roi_set(3))
+    summary = [(r.name, r.roitype, r.z_position, r.coordinates().tolist()) for r in rois]
+    assert summary == [
+        ("label-0005-branch-000-z00", ROI_TYPE.POLYLINE, 1, [[3.5, 2.5], [4.5, 2.5]]),
+        ("label-0005-branch-000-z01", ROI_TYPE.POLYLINE, 2, [[5.5, 3.5], [5.5, 4.5]]),
+        ("label-0005-branch-000-z02", ROI_TYPE.POINT, 3, [[5.5, 5.5]]),
+        ("label-0005-branch-001-z00-01", ROI_TYPE.POINT, 1, [[1.5, 1.5]]),
+        ("label-0005-branch-001-z01", ROI_TYPE.POINT, 2, [[2.5, 1.5]]),
+        ("label-0005-branch-001-z00-02", ROI_TYPE.POLYLINE, 1, [[3.5, 1.5], [4.5, 1.5]]),
+        ("label-0008-branch-000-z02", ROI_TYPE.POLYLINE, 3, [[20.5, 20.5], [21.5, 21.5]]),
+    ]
