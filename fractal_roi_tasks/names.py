@@ -6,6 +6,7 @@ FOV_ROI_TABLE = "FOV_ROI_table"
 WELL_ROI_TABLE = "well_ROI_table"
 MASKING_ROI_TABLE = "{label_name}_ROI_table"
 FEATURE_TABLE = "{label_name}_features"
+BRANCH_TABLE = "{label_name}_branches"
 ROI_EXPORT_DIR = "rois/{label_name}"
 ROI_EXPORT_STEM = "{prefix}{label_name}_rois"
 

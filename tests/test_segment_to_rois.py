@@ -190,3 +190,55 @@ def test_runs_as_a_fractal_server_runs_it(plate_v04, tmp_path):
     )
     assert json.loads(out.read_text()) == {"image_list_updates": [{"zarr_url": url}]}
     assert "nuclei_features" in ngio.open_ome_zarr_container(url).list_tables()
+
+
+def test_skeleton_mode_writes_branches(plate_v04):
+    url = plate_v04.images[0].zarr_url
+    segment_to_rois(
+        zarr_url=url, label_name="nuclei", shape="skeleton", skeletonize=True, exports=["json"]
+    )
+    ome_zarr = ngio.open_ome_zarr_container(url)
+    branches = ome_zarr.get_table("nuclei_branches").dataframe
+    feats = ome_zarr.get_feature_table("nuclei_features").dataframe
+    labels = read_label(url, "nuclei")
+    assert len(feats) == len(np.unique(labels)) - 1
+    per_label = branches.groupby("label")["length_um"].sum()
+    np.testing.assert_allclose(feats.loc[per_label.index, "total_length_um"], per_label)
+    assert set(branches["branch_type"]) <= {"tip-tip", "tip-junction", "junction-junction", "cycle"}
+    roi_set, _ = roi_json.read(next((Path(url) / "rois" / "nuclei").glob("*.json")))
+    assert roi_set.kind == "skeleton" and len(roi_set.rois) == len(branches)
+    for roi in roi_set.rois[:50]:
+        (line,) = roi.shapes
+        yx = line.points.astype(int)
+        assert (labels[yx[:, 0], yx[:, 1]] == roi.label).all()
+
+
+def test_skeletonize_needs_skeleton_shape(plate_v04):
+    with pytest.raises(ValueError, match="skeletonize needs shape 'skeleton'"):
+        segment_to_rois(zarr_url=plate_v04.images[0].zarr_url, label_name="nuclei", skeletonize=True)
+
+
+def test_every_export_in_one_run(plate_v04):
+    import roifile
+
+    image = plate_v04.images[0]
+    segment_to_rois(
+        zarr_url=image.zarr_url,
+        label_name="nuclei",
+        exports=["json", "imagej", "geojson", "ome_xml"],
+    )
+    folder = Path(image.zarr_url) / "rois" / "nuclei"
+    stem = f"{image.well}_{image.path}_nuclei_rois"
+    names = sorted(p.name for p in folder.iterdir())
+    assert names == sorted(f"{stem}{ext}" for ext in (".json", ".roi.zip", ".geojson", ".ome.xml"))
+    n_objects = len(np.unique(read_label(image.zarr_url, "nuclei"))) - 1
+    assert len(roifile.roiread(folder / f"{stem}.roi.zip")) == n_objects
+    features = json.loads((folder / f"{stem}.geojson").read_text())["features"]
+    assert len({f["properties"]["name"] for f in features}) == n_objects
+
+
+def test_unknown_export_is_refused_before_writing(plate_v04):
+    url = plate_v04.images[0].zarr_url
+    with pytest.raises(ValueError, match="exports"):
+        segment_to_rois(zarr_url=url, label_name="nuclei", exports=["tiff"])
+    assert "nuclei_features" not in ngio.open_ome_zarr_container(url).list_tables()

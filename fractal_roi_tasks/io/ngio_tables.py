@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ngio
 import numpy as np
+import pandas as pd
 
 from fractal_roi_tasks.errors import InvalidInputError
 from fractal_roi_tasks.rois.shapes import RoiSet
@@ -32,6 +33,13 @@ def spacing_um(image_like, axes: tuple[str, ...]) -> tuple[float, ...]:
     return tuple(float(getattr(size, axis)) for axis in axes)
 
 
+def level_scale(ome_zarr: ngio.OmeZarrContainer, image_like, axes: tuple[str, ...]) -> list[float]:
+    """Per axis, this level's pixel size over the full-resolution one."""
+    base = ome_zarr.get_image(path=ome_zarr.level_paths[0]).pixel_size
+    here = image_like.pixel_size
+    return [float(getattr(here, axis)) / float(getattr(base, axis)) for axis in axes]
+
+
 def masking_table(roi_set: RoiSet, label_name: str) -> ngio.MaskingRoiTable:
     """One bounding box per object, in micrometers, relative to the image origin."""
     feats = roi_set.features
@@ -48,11 +56,28 @@ def masking_table(roi_set: RoiSet, label_name: str) -> ngio.MaskingRoiTable:
     return ngio.MaskingRoiTable(rois, reference_label=label_name)
 
 
-def feature_table(roi_set: RoiSet, label_name: str) -> ngio.FeatureTable:
-    """The measurements, one row per object, indexed by label."""
+def feature_table(
+    roi_set: RoiSet, label_name: str, extra: pd.DataFrame | None = None
+) -> ngio.FeatureTable:
+    """The measurements, one row per object, indexed by label.
+
+    `extra` (one row per label, a ``label`` column) adds columns, e.g. the
+    per-skeleton summaries; objects missing from it get NaN.
+    """
     table = roi_set.features.copy()
     table["label"] = table["label"].astype(np.int64)
+    if extra is not None:
+        more = extra.copy()
+        more["label"] = more["label"].astype(np.int64)
+        table = table.merge(more, on="label", how="left", suffixes=("", "_skeleton"))
     return ngio.FeatureTable(table.set_index("label"), reference_label=label_name)
+
+
+def branch_table(branches: RoiSet) -> ngio.GenericTable:
+    """One row per skeleton branch, indexed by the branch ROI name ("7-3")."""
+    table = branches.features.copy()
+    table.index = pd.Index([roi.name for roi in branches.rois], name="branch_id")
+    return ngio.GenericTable(table)
 
 
 def label_properties(roi_set: RoiSet) -> list[dict]:

@@ -22,8 +22,8 @@ def segment_into_label(
     options: SegmentationOptions,
     *,
     level: str,
-) -> np.ndarray:
-    """Write label image `label_name` segmented from a channel; return that channel.
+) -> tuple[np.ndarray, int]:
+    """Write label image `label_name` segmented from a channel.
 
     Every check (channel, ROI table, existing label) runs before anything is
     written. An automatic threshold is computed once over the whole channel,
@@ -33,7 +33,8 @@ def segment_into_label(
     written at full resolution; then the label pyramid is rebuilt.
 
     Returns:
-        The segmented channel at `level`, for intensity measurements.
+        (the segmented channel at `level`, for intensity measurements; its
+        index among the image's channels).
     """
     from fractal_roi_tasks.segmentation import compute_threshold, segment_channel
 
@@ -87,7 +88,7 @@ def segment_into_label(
         "segmented %d objects over %d ROIs into %r (%s threshold %.4g)",
         next_id, len(rois), label_name, options.method, threshold,
     )
-    return channel_image
+    return channel_image, channel
 
 
 def _to_shape(labels: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:

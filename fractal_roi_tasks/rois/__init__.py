@@ -11,7 +11,7 @@ from fractal_roi_tasks.rois.shapes import (
     Polyline,
     RoiSet,
 )
-from fractal_roi_tasks.rois.skeleton import SkeletonRois, extract_branches  # noqa: F401
+from fractal_roi_tasks.rois.skeleton import SkeletonRois, extract_branches
 
 __all__ = [
     "SHAPE_KINDS",
@@ -22,5 +22,7 @@ __all__ = [
     "Polygon",
     "Polyline",
     "RoiSet",
+    "SkeletonRois",
+    "extract_branches",
     "extract_rois",
 ]

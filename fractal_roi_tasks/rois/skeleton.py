@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -107,6 +107,16 @@ class SkeletonRois:
     n_isolated_pixels: int = 0
     n_labels_without_branches: int = 0
     empty: bool = False
+
+    def keep_labels(self, labels: set[int]) -> "SkeletonRois":
+        """Only the branches and summaries of `labels` (e.g. objects big enough)."""
+        keep = np.array([roi.label in labels for roi in self.roi_set.rois], dtype=bool)
+        rois = tuple(roi for roi, k in zip(self.roi_set.rois, keep) if k)
+        features = self.roi_set.features[keep].reset_index(drop=True)
+        objects = self.objects[self.objects["label"].isin(labels)].reset_index(drop=True)
+        return replace(
+            self, roi_set=replace(self.roi_set, rois=rois, features=features), objects=objects
+        )
 
 
 def extract_branches(

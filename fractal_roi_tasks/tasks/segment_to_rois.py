@@ -8,11 +8,13 @@ from typing import Literal, Optional
 from pydantic import validate_call
 
 from fractal_roi_tasks.arguments import SegmentationOptions, check_level
+from fractal_roi_tasks.formats import get_format
 from fractal_roi_tasks.io import ngio_tables
 from fractal_roi_tasks.io.context import image_context
 from fractal_roi_tasks.io.label_metadata import write_label_properties
 from fractal_roi_tasks.io.open import open_image_container, require_label
 from fractal_roi_tasks.names import (
+    BRANCH_TABLE,
     FEATURE_TABLE,
     MASKING_ROI_TABLE,
     ROI_EXPORT_DIR,
@@ -31,8 +33,9 @@ def segment_to_rois(
     segmentation: Optional[SegmentationOptions] = None,
     level: str = "0",
     min_area: int = 0,
-    shape: Literal["polygon", "mask", "ellipse", "point"] = "polygon",
-    exports: list[Literal["json"]] = [],  # noqa: B006 - pydantic copies defaults
+    shape: Literal["polygon", "mask", "ellipse", "point", "skeleton"] = "polygon",
+    skeletonize: bool = False,
+    exports: list[Literal["json", "imagej", "geojson", "ome_xml"]] = [],  # noqa: B006
 ) -> dict:
     """Turn every object of a label image into a ROI with its measurements.
 
@@ -41,8 +44,9 @@ def segment_to_rois(
     (one bounding box per object, micrometers), a feature table
     `{label_name}_features` (area, perimeter, centroid, bounding box, in pixels
     and micrometers) and per-label colors and properties in the label image's
-    metadata; on request also ROI files next to the image, under
-    `rois/{label_name}/`.
+    metadata; for skeletons also `{label_name}_branches` (one row per branch);
+    on request also ROI files for Fiji, QuPath, OMERO and napari next to the
+    image, under `rois/{label_name}/`.
 
     Args:
         zarr_url: Path of the OME-Zarr image to process.
@@ -54,22 +58,30 @@ def segment_to_rois(
         min_area: Objects with fewer pixels than this (at `level`) get no ROI.
         shape: The ROI shape: `polygon` (outline with holes; one per piece
             and per z-plane), `mask` (cropped binary mask), `ellipse` (fitted
-            from the object's moments) or `point` (centroid).
+            from the object's moments), `point` (centroid) or `skeleton` (the
+            label image holds skeletons: one polyline per branch).
+        skeletonize: With `skeleton`, skeletonize each object first (for a
+            label image of thick objects).
         exports: Files to write besides the OME-Zarr tables: `json` (every
-            shape and measurement, see the docs).
+            shape and measurement), `imagej` (Fiji RoiSet .roi.zip), `geojson`
+            (QuPath), `ome_xml` (OMERO, Bio-Formats; needs the `ome-xml`
+            extra).
     """
     check_name(label_name, what="label_name")
     if min_area < 0:
         raise ValueError(f"min_area must be >= 0, got {min_area}.")
+    if skeletonize and shape != "skeleton":
+        raise ValueError(f"skeletonize needs shape 'skeleton', got shape {shape!r}.")
+    formats = [get_format(name) for name in dict.fromkeys(exports)]  # fail before writing
     ome_zarr = open_image_container(zarr_url)
     check_level(level, ome_zarr.level_paths)
-    intensity = None
+    intensity, channel = None, None
     if segmentation is None:
         require_label(ome_zarr, label_name, zarr_url)
     else:
         from fractal_roi_tasks.io.segment_image import segment_into_label
 
-        intensity = segment_into_label(
+        intensity, channel = segment_into_label(
             ome_zarr, zarr_url, label_name, segmentation, level=level
         )
 
@@ -78,29 +90,44 @@ def segment_to_rois(
     if intensity is not None:
         intensity = intensity.reshape(label_image.shape)
 
-    from fractal_roi_tasks.rois import extract_rois
+    from fractal_roi_tasks.rois import extract_branches, extract_rois
 
     spacing = ngio_tables.spacing_um(label, axes)
     roi_set = extract_rois(
-        label_image, shape=shape, min_area_px=min_area, spacing=spacing, intensity_image=intensity
+        label_image,
+        shape="point" if shape == "skeleton" else shape,
+        min_area_px=min_area,
+        spacing=spacing,
+        intensity_image=intensity,
     )
+    skeletons = None
+    if shape == "skeleton":
+        skeletons = extract_branches(label_image, skeletonize=skeletonize, spacing=spacing)
+        kept = set(roi_set.features["label"].tolist())
+        skeletons = skeletons.keep_labels(kept)
 
     masking_name = MASKING_ROI_TABLE.format(label_name=label_name)
     feature_name = FEATURE_TABLE.format(label_name=label_name)
     ome_zarr.add_table(
         masking_name, ngio_tables.masking_table(roi_set, label_name), overwrite=True
     )
+    summaries = None if skeletons is None else skeletons.objects
     ome_zarr.add_table(
-        feature_name, ngio_tables.feature_table(roi_set, label_name), overwrite=True
+        feature_name, ngio_tables.feature_table(roi_set, label_name, summaries), overwrite=True
     )
+    if skeletons is not None:
+        ome_zarr.add_table(
+            BRANCH_TABLE.format(label_name=label_name),
+            ngio_tables.branch_table(skeletons.roi_set),
+            overwrite=True,
+        )
     in_metadata = write_label_properties(
         zarr_url, label_name, ngio_tables.label_properties(roi_set)
     )
+    exported = roi_set if skeletons is None else skeletons.roi_set
 
     written = []
-    if exports:
-        from fractal_roi_tasks.formats import get_format
-
+    if formats:
         context = image_context(zarr_url)
         folder = f"{zarr_url.rstrip('/')}/{ROI_EXPORT_DIR.format(label_name=label_name)}"
         stem = ROI_EXPORT_STEM.format(prefix=context.file_prefix, label_name=label_name)
@@ -110,15 +137,17 @@ def segment_to_rois(
             "image": context.image,
             "label_name": label_name,
             "level": level,
+            "scale": ngio_tables.level_scale(ome_zarr, label, axes),
+            "channel": channel,
         }
-        for name in dict.fromkeys(exports):
-            fmt = get_format(name)
-            written.append(str(fmt.write(f"{folder}/{stem}{fmt.EXTENSION}", roi_set, context=about)))
+        for fmt in formats:
+            written.append(str(fmt.write(f"{folder}/{stem}{fmt.EXTENSION}", exported, context=about)))
 
     logger.info(
-        "%s: %d objects in %r (level %s, %d below min_area) -> %s, %s%s%s",
+        "%s: %d objects%s in %r (level %s, %d below min_area) -> %s, %s%s%s",
         zarr_url,
         len(roi_set.rois),
+        "" if skeletons is None else f", {len(exported.rois)} branches",
         label_name,
         level,
         roi_set.n_too_small,
