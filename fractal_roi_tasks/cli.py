@@ -499,21 +499,26 @@ def _print_outputs(plate_url: str, urls: list[str], rows) -> None:
             _out(f"    {path}")
 
     formats = demo.roi_formats()
+    folder = f"{first}/rois/{labels[0]}" if labels else f"{first}/rois"
     _out("\nHow to open them")
     _out(f"  napari: napari --plugin napari-ome-zarr {shlex.quote(first)}")
     _out("          (pip install napari napari-ome-zarr; the labels open as layers)")
+    if "json" in formats:
+        _out(f"          ROIs: napari {shlex.quote(folder)}  (this package's reader: shapes,")
+        _out("          points and masks with their measurements as features)")
     _out("  Fiji:   File > Import > HDF5/N5/Zarr/OME-NGFF (the n5-ij plugin), then "
          "paste the image path;")
-    _out("          or open the plate with the MoBIE plugin (OME-Zarr support).")
-    if "imagej" in formats or "geojson" in formats:
-        available = [name for name in ("imagej", "geojson") if name in formats]
-        _out(f"  ROIs in Fiji/QuPath: export them with exports={json.dumps(available)} "
-             f"(`{PROG} run segment_to_rois ... --set 'exports={json.dumps(available)}'`).")
+    if "imagej" in formats:
+        _out("          ROIs: drag the .roi.zip onto Fiji (the ROI Manager opens it; each ROI")
+        _out("          keeps its measurements as properties: ROI Manager > Properties)")
+    if "geojson" in formats:
+        _out("  QuPath: open the image, then drag the .geojson onto it (or File > Import")
+        _out("          objects from file): detections with their measurements")
+    if "ome_xml" in formats:
+        _out("  OMERO:  the .ome.xml holds OME ROIs (Polygon, Mask, Ellipse, Point, Polyline)")
+        _out("          with measurements as map annotations, for omero-cli-transfer or OME-TIFF")
     else:
-        _out("  ROIs in Fiji/QuPath: ImageJ RoiSets (.roi.zip) and GeoJSON come with the next "
-             "ROI formats;")
-        _out(f"          this version writes {', '.join(formats)} only (every shape and "
-             "measurement, see docs/roi_json.md).")
+        _out('  OMERO:  pip install "fractal-roi-tasks[ome-xml]" to also write .ome.xml ROIs')
 
 
 # --------------------------------------------------------------------------

@@ -39,15 +39,32 @@ DEMO_PLATE_OPTIONS: dict = {
 SEGMENTED_LABEL = "nuclei_segmented"
 """Label image the demo segments from the DAPI channel."""
 
+def _exports() -> list[str]:
+    """Every ROI format usable here (OME-XML only with the `ome-xml` extra)."""
+    from fractal_roi_tasks.errors import FractalRoiTasksError
+    from fractal_roi_tasks.formats import FORMATS, get_format
+
+    usable = []
+    for name in FORMATS:
+        try:
+            get_format(name)
+        except FractalRoiTasksError:
+            continue
+        usable.append(name)
+    return usable
+
+
+DEMO_EXPORTS = _exports()
+
 DEMO_ARGS: dict[str, list[dict]] = {
     "Segment to ROIs": [
         # The nuclei labels that came with the images.
-        {"label_name": NUCLEI_LABEL, "exports": ["json"]},
-        # Segment DAPI ourselves (otsu threshold, touching nuclei split).
+        {"label_name": NUCLEI_LABEL, "exports": DEMO_EXPORTS},
+        # Segment DAPI ourselves (li threshold, touching nuclei split).
         {
             "label_name": SEGMENTED_LABEL,
             "segmentation": {"channel": {"label": "DAPI"}},
-            "exports": ["json"],
+            "exports": DEMO_EXPORTS,
         },
     ],
 }
@@ -189,7 +206,5 @@ def summarize(zarr_urls: list[str]) -> list[LabelSummary]:
 
 
 def roi_formats() -> list[str]:
-    """Names of the ROI file formats this version can export."""
-    from fractal_roi_tasks.formats import FORMATS
-
-    return sorted(FORMATS)
+    """Names of the ROI file formats the demo wrote."""
+    return list(DEMO_EXPORTS)

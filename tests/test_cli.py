@@ -229,7 +229,7 @@ def test_list_prints_the_tasks_and_their_arguments(capsys):
     assert "Segment to ROIs  (parallel task; module segment_to_rois)" in out
     assert "  label_name: string (required)" in out
     assert "      segmentation.channel.label: string | null (default null)" in out
-    assert 'shape: one of: polygon, mask, ellipse, point (default "polygon")' in out
+    assert 'shape: one of: polygon, mask, ellipse, point, skeleton (default "polygon")' in out
     assert "Pyramid level to work on" in out
     assert "zarr_url" not in out  # Fractal-managed, not for the user
 
