@@ -98,3 +98,21 @@ def check_level(level: str, available: list[str]) -> str:
             f"Pyramid level {level!r} does not exist; the image has levels {available}."
         )
     return level
+
+
+class ReferenceImage(BaseModel):
+    """Set by the init part of Calculate Registration: the image to register against."""
+
+    model_config = _FORM
+
+    reference_zarr_url: str
+    """The reference acquisition's image of the same well."""
+
+
+class WellAcquisitions(BaseModel):
+    """Set by the init part of Find Registration Consensus: the images of one well."""
+
+    model_config = _FORM
+
+    zarr_url_list: list[str]
+    """Every acquisition's image of the well, the reference included."""

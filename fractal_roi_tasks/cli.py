@@ -413,9 +413,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     plan = demo.demo_plan()
     options = demo.DEMO_PLATE_OPTIONS
     _out(f"Building the demo plate {plate_path}")
-    _out(f"  wells {', '.join(options['wells'])}, {options['fov_grid'][0]} x "
-         f"{options['fov_grid'][1]} fields of view of real nuclei (DAPI) and retina (GFP) "
-         "images, label image 'nuclei'")
+    _out(f"  wells {', '.join(options['wells'])}, {options['acquisitions']} cycles, "
+         f"{options['fov_grid'][0]} x {options['fov_grid'][1]} fields of view of real nuclei "
+         "(DAPI) and retina (GFP) images, label image 'nuclei'; cycle 1 is shifted by known "
+         "sub-pixel amounts")
     start = time.perf_counter()
     plate = demo.build_demo_plate(args.directory, overwrite=args.overwrite)
     urls = image_urls(plate.plate_url)
@@ -436,6 +437,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             failed.append(f"step {number} ({step.task.name})")
 
     rows = demo.summarize(urls)
+    _print_registration(demo.summarize_registration(plate))
     _print_findings(rows)
     _print_outputs(plate.plate_url, urls, rows)
     if plan.skipped:
@@ -445,6 +447,16 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         _warn(f"\nFAILED: {len(failed)} demo run(s) failed: {', '.join(failed)}.")
         return 1
     return 0
+
+
+def _print_registration(rows) -> None:
+    if not rows:
+        return
+    _out("\nRegistration against cycle 0 (the demo knows the true shifts)")
+    for row in rows:
+        _out(f"  well {row.well} cycle {row.acquisition}: {row.n_rois} FOVs, shifts up to "
+             f"{row.largest_shift_px:.1f} px recovered within {row.max_error_px:.3f} px, "
+             f"median quality {row.median_quality:.2f}")
 
 
 def _print_findings(rows) -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from fractal_roi_tasks.names import FEATURE_TABLE, ROI_EXPORT_DIR
 from fractal_roi_tasks.runner import TaskSpec, list_tasks
-from fractal_roi_tasks.sample_data import NUCLEI_LABEL, SamplePlate, make_plate
+from fractal_roi_tasks.sample_data import NUCLEI_LABEL, SamplePlate, make_plate, random_shifts
 
 logger = logging.getLogger(__name__)
 
@@ -29,10 +29,13 @@ DEMO_PLATE_NAME = "demo.zarr"
 DEMO_PLATE_OPTIONS: dict = {
     "plate_name": DEMO_PLATE_NAME,
     "wells": ("B03", "B04"),
-    "acquisitions": 1,
+    "acquisitions": 2,
     "fov_grid": (2, 2),
     "z_planes": 1,
     "ngff_version": "0.4",
+    # The second cycle's FOVs land up to 25 px off the first, each its own way.
+    "shifts": random_shifts(acquisitions=2, n_fovs=4, max_shift_px=25.0, seed=7),
+    "noise": 150.0,
 }
 """`make_plate` options of the demo plate (NGFF 0.4: what Fiji and napari read best)."""
 
@@ -57,6 +60,8 @@ def _exports() -> list[str]:
 DEMO_EXPORTS = _exports()
 
 DEMO_ARGS: dict[str, list[dict]] = {
+    "Calculate Registration (image-based)": [{"channel": {"label": "DAPI"}}],
+    "Find Registration Consensus": [{}],
     "Segment to ROIs": [
         # The nuclei labels that came with the images.
         {"label_name": NUCLEI_LABEL, "exports": DEMO_EXPORTS},
@@ -202,6 +207,49 @@ def summarize(zarr_urls: list[str]) -> list[LabelSummary]:
                     roi_files=sorted(str(path) for path in folder.glob("*") if path.is_file()),
                 )
             )
+    return rows
+
+
+@dataclass(frozen=True)
+class RegistrationSummary:
+    """How well registration recovered one cycle's known shifts."""
+
+    well: str
+    acquisition: int
+    n_rois: int
+    largest_shift_px: float
+    max_error_px: float
+    median_quality: float
+
+
+def summarize_registration(plate: SamplePlate) -> list[RegistrationSummary]:
+    """Measured translations against the shifts the demo plate was built with."""
+    import ngio
+
+    rows = []
+    for image in plate.images:
+        if image.acquisition == 0:
+            continue
+        container = ngio.open_ome_zarr_container(image.zarr_url, mode="r")
+        frame = container.get_roi_table("FOV_ROI_table").dataframe
+        if "translation_x" not in frame:
+            continue
+        errors, shifts = [], []
+        for fov, row in frame.iterrows():
+            truth = plate.truth[(image.well, image.acquisition, fov)]
+            measured = [row[f"translation_{axis}"] for axis in "yx"]
+            errors += [abs(m - t) / plate.pixel_size_um for m, t in zip(measured, truth.translation_um[1:])]
+            shifts += [abs(t) for t in truth.translation_px[1:]]
+        rows.append(
+            RegistrationSummary(
+                well=image.well,
+                acquisition=image.acquisition,
+                n_rois=len(frame),
+                largest_shift_px=max(shifts),
+                max_error_px=max(errors),
+                median_quality=float(frame["registration_quality"].median()),
+            )
+        )
     return rows
 
 

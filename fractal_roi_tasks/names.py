@@ -32,3 +32,10 @@ def check_name(value: str, *, what: str) -> str:
             f"{what} must not start or end with spaces, got {value!r}."
         )
     return value
+
+# Registration: fractal-tasks-core's columns and naming, plus ours.
+TRANSLATION_COLUMNS = ("translation_z", "translation_y", "translation_x")
+QUALITY_COLUMN = "registration_quality"
+FALLBACK_COLUMN = "registration_fallback"
+REFERENCE_COLUMNS = ("z_micrometer_reference", "y_micrometer_reference", "x_micrometer_reference")
+REGISTERED_TABLE = "{roi_table}_registered"

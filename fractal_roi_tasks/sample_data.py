@@ -25,8 +25,15 @@ singleton z axis; the label is ``(y, x)``) and ``(c, z, y, x)`` for a stack
 where it is too small) and both channels are blurred by a gaussian of sigma
 ``1 + |k - mid|`` pixels.
 
-Acquisitions of one well image the same cells: every channel and label is
-identical across acquisitions (a zero-shift ground truth for registration).
+Acquisitions of one well image the same cells: by default every channel and
+label is identical across acquisitions (a zero-shift ground truth for
+registration). `make_plate`'s ``shifts`` displaces chosen FOVs of chosen
+acquisitions by known sub-pixel amounts instead (the ground truth is in
+``SamplePlate.truth``), ``noise``, ``empty_fovs`` and ``artefacts`` add
+camera noise, fields of pure background and saturated debris. The pure
+helpers behind them (`shifted_field`, `sample_fov`, `sample_fov_labels`,
+`add_noise`, `add_saturated_blob`, `background_fov`, `random_shifts`) build
+the same test data as numpy arrays.
 The DAPI/nuclei content cycles through the 8 symmetries over the FOVs of a
 plate (FOV ``n`` of well ``w`` uses symmetry ``(w * n_fovs + n) % 8``), so in
 the default 2-well, 2 x 2 plate no two FOVs share it; the GFP crop differs
@@ -37,10 +44,11 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import os
 import re
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -85,6 +93,9 @@ _RETINA_MAX_OFFSET_PX = 192
 
 _WELL_PATTERN = re.compile(r"^([A-Z]+)(\d+)$")
 
+# Gaussian noise (grey values) of an empty FOV of a plate made without noise.
+_EMPTY_FOV_NOISE = 300.0
+
 
 # --------------------------------------------------------------------------
 # Public dataclasses
@@ -112,6 +123,33 @@ class SampleImage:
 
 
 @dataclass(frozen=True)
+class FovTruth:
+    """The known displacement of one FOV of one acquisition against acquisition 0.
+
+    Attributes:
+        displacement_px: (dz, dy, dx) of the content in full-resolution
+            pixels (z in planes): what is at (y, x) in acquisition 0 is at
+            (y + dy, x + dx) here.
+        translation_px: (z, y, x) the registration translation in pixels,
+            fractal-tasks-core's sign (the shift that registers this
+            acquisition onto acquisition 0): ``-displacement_px``. z is 0
+            for a 2D plate.
+        translation_um: ``translation_px`` in micrometers (z spacing, pixel
+            size, pixel size): what ``translation_z/y/x`` of a registered
+            ROI table should hold.
+        empty: the FOV holds no sample (background and noise only), so its
+            translation cannot be measured.
+        artefact: the DAPI channel of this FOV has a saturated blob.
+    """
+
+    displacement_px: tuple[float, float, float]
+    translation_px: tuple[float, float, float]
+    translation_um: tuple[float, float, float]
+    empty: bool = False
+    artefact: bool = False
+
+
+@dataclass(frozen=True)
 class SamplePlate:
     """A sample HCS plate written by `make_plate`.
 
@@ -121,12 +159,16 @@ class SamplePlate:
         pixel_size_um: pixel size in y and x at the full resolution level.
         fov_shape: shape of one field of view in the image's spatial axes:
             ``(y, x)`` for a 2D plate, ``(z, y, x)`` for a stack.
+        truth: the known translation of every FOV of every image, keyed by
+            ``(well, acquisition, roi_name)``, e.g. ``("B03", 1, "FOV_2")``
+            (all zeros without ``shifts``).
     """
 
     plate_url: str
     images: list[SampleImage]
     pixel_size_um: float
     fov_shape: tuple[int, ...]
+    truth: dict[tuple[str, int, str], FovTruth] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------
@@ -387,24 +429,462 @@ class _Content:
     label: np.ndarray
 
 
-def _build_content(layout: _Layout, *, well_index: int) -> _Content:
-    """Lay the FOVs of the ``well_index``-th well of a plate side by side."""
+@dataclass(frozen=True)
+class _FovSpec:
+    """How one FOV of one acquisition differs from the plain sample.
+
+    Attributes:
+        displacement: (dz, dy, dx) of the content in pixels (z in planes).
+        empty: no sample in the field: background and noise only.
+        artefact: a saturated blob in the DAPI channel.
+    """
+
+    displacement: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    empty: bool = False
+    artefact: bool = False
+
+
+_PLAIN = _FovSpec()
+
+
+def _build_content(
+    layout: _Layout,
+    *,
+    well_index: int,
+    specs: Sequence[_FovSpec] | None = None,
+    noise: float = 0.0,
+    seed: Sequence[int] = (0,),
+) -> _Content:
+    """Lay the FOVs of the ``well_index``-th well of a plate side by side.
+
+    ``specs`` (one per FOV) displace, empty or spoil FOVs; ``noise`` adds
+    gaussian noise of that many grey values to every channel, seeded by
+    ``seed`` plus the FOV and channel.
+    """
+    specs = list(specs) if specs is not None else [_PLAIN] * layout.n_fovs
     raw_stack, label_stack, n_ids = _nuclei_stacks(layout.z_planes)
     retina = _retina_stack(layout.z_planes)
     image = np.empty((len(CHANNELS), layout.z_planes, *layout.yx_shape), np.uint16)
     label = np.empty((layout.z_planes, *layout.yx_shape), np.uint32)
     for fov_index, (y0, x0) in enumerate(layout.fov_origins_px()):
+        spec = specs[fov_index]
         global_index = well_index * layout.n_fovs + fov_index
         window = (slice(y0, y0 + FOV_SIZE_PX), slice(x0, x0 + FOV_SIZE_PX))
-        image[(0, slice(None), *window)] = _dihedral(raw_stack, global_index)
-        cy, cx = _retina_crop_origin(global_index)
-        image[(1, slice(None), *window)] = retina[
-            :, cy : cy + FOV_SIZE_PX, cx : cx + FOV_SIZE_PX
-        ]
-        fov_labels = _dihedral(label_stack, global_index)
+        z_shape = (layout.z_planes, FOV_SIZE_PX, FOV_SIZE_PX)
+        if spec.empty:
+            for channel in range(len(CHANNELS)):
+                image[(channel, slice(None), *window)] = background_fov(
+                    z_shape,
+                    read_noise=noise or _EMPTY_FOV_NOISE,
+                    seed=(*seed, fov_index, channel),
+                )
+            label[(slice(None), *window)] = 0
+            continue
+        if spec.displacement == (0.0, 0.0, 0.0):
+            dapi = _dihedral(raw_stack, global_index)
+            cy, cx = _retina_crop_origin(global_index)
+            gfp = retina[:, cy : cy + FOV_SIZE_PX, cx : cx + FOV_SIZE_PX]
+            fov_labels = _dihedral(label_stack, global_index)
+        else:
+            dapi, gfp = (
+                sample_fov(
+                    global_index, spec.displacement, z_planes=layout.z_planes, channel=name
+                ).reshape(z_shape)
+                for name, _ in CHANNELS
+            )
+            fov_labels = sample_fov_labels(
+                global_index, spec.displacement, z_planes=layout.z_planes
+            ).reshape(z_shape)
+        if spec.artefact:
+            dapi = add_saturated_blob(dapi)
+        if noise > 0:
+            dapi = add_noise(dapi, read_noise=noise, seed=(*seed, fov_index, 0))
+            gfp = add_noise(gfp, read_noise=noise, seed=(*seed, fov_index, 1))
+        image[(0, slice(None), *window)] = dapi
+        image[(1, slice(None), *window)] = gfp
         offset = np.uint32(fov_index * n_ids)
         label[(slice(None), *window)] = np.where(fov_labels > 0, fov_labels + offset, 0)
     return _Content(image=image, label=label)
+
+
+# --------------------------------------------------------------------------
+# Shifted fields: acquisitions displaced by known sub-pixel amounts
+
+
+def _mirror_indices(indices: np.ndarray, size: int) -> np.ndarray:
+    """Map any integer positions into ``[0, size)`` by mirror symmetry.
+
+    The image continues beyond each edge as its mirror image (edge pixel
+    repeated: numpy's ``"symmetric"`` padding, scipy.ndimage's ``"reflect"``
+    mode), periodically with period ``2 * size``.
+    """
+    folded = np.mod(indices, 2 * size)
+    return np.where(folded >= size, 2 * size - 1 - folded, folded)
+
+
+def _mirror_region(
+    source: np.ndarray, origin: Sequence[int], shape: Sequence[int]
+) -> np.ndarray:
+    """``source[origin : origin + shape]`` (last two axes) of the mirror-extended source."""
+    rows = _mirror_indices(np.arange(origin[0], origin[0] + shape[0]), source.shape[-2])
+    cols = _mirror_indices(np.arange(origin[1], origin[1] + shape[1]), source.shape[-1])
+    return source[..., rows[:, None], cols[None, :]]
+
+
+def _fourier_shift(region: np.ndarray, displacement: Sequence[float]) -> np.ndarray:
+    """Band-limited (Fourier) shift of a 2D float64 ``region`` by ``displacement`` (dy, dx).
+
+    The region is mirrored into a 2x2 tile first, so its periodic extension
+    has no jumps (no ringing from the borders); the result is then exactly the
+    trigonometric interpolant of that tile, evaluated at ``x - displacement``.
+    """
+    from scipy import fft as sp_fft
+
+    height, width = region.shape
+    tile = np.concatenate([region, region[::-1]], axis=0)
+    tile = np.concatenate([tile, tile[:, ::-1]], axis=1)
+    spectrum = sp_fft.rfft2(tile)
+    fy = sp_fft.fftfreq(tile.shape[0])[:, None]
+    fx = sp_fft.rfftfreq(tile.shape[1])[None, :]
+    spectrum *= np.exp(-2j * np.pi * (fy * displacement[0] + fx * displacement[1]))
+    return sp_fft.irfft2(spectrum, s=tile.shape)[:height, :width]
+
+
+def _defocus_sigma(plane: float, z_planes: int) -> float:
+    """Gaussian blur of a plane at (possibly fractional) depth ``plane``: 1 + |plane - mid|."""
+    return 1.0 + abs(plane - z_planes // 2)
+
+
+def _blur_radius(sigma: float) -> int:
+    """Reach of scipy.ndimage.gaussian_filter (truncate=4) in pixels."""
+    return int(4.0 * sigma + 0.5)
+
+
+def shifted_field(
+    source: np.ndarray,
+    displacement: Sequence[float],
+    *,
+    origin: Sequence[int] = (0, 0),
+    shape: Sequence[int] = (FOV_SIZE_PX, FOV_SIZE_PX),
+    z_planes: int = 1,
+) -> np.ndarray:
+    """A field of ``source`` whose content is displaced by a known sub-pixel amount.
+
+    The field covers ``shape`` pixels from ``origin`` of ``source``, with the
+    content moved by ``displacement``: what sits at (y, x) in the undisplaced
+    field sits at (y + dy, x + dx) here. Beyond its edges the source
+    continues as its mirror image (so 40+ px shifts of the 512 x 512 nuclei
+    image stay realistic), and the shift is band-limited: a Fourier shift of
+    a mirrored region around the field, exact at every frequency for the
+    trigonometric interpolant of that region (`estimate_shift` recovers it
+    to 3e-4 px without noise; a cubic-spline shift gives 4e-4 px, being
+    accurate at the periods the estimator weighs). Whole-pixel
+    displacements are copied exactly, with no Fourier transform.
+
+    With ``z_planes > 1`` the field becomes a stack built like the sample
+    stacks (plane ``k`` blurred by a gaussian of sigma ``1 + |k - mid|``,
+    ``mid = z_planes // 2``), and ``dz`` moves it in z: plane ``k`` is the
+    continuous stack at depth ``k - dz`` (blur ``1 + |k - dz - mid|``). The
+    blur is computed with margin, so the undisplaced stack equals the sample
+    stack exactly (up to rounding).
+
+    Args:
+        source: (Y, X) real image, e.g. from `load_source`.
+        displacement: (dy, dx), or (dz, dy, dx) when ``z_planes > 1``, in
+            pixels (z in planes).
+        origin: (y, x) top-left of the undisplaced field in ``source``.
+        shape: (height, width) of the field in pixels.
+        z_planes: number of planes; 1 returns a 2D field.
+
+    Returns:
+        A new float array: (Y, X) float64 if ``z_planes == 1``, else
+        (Z, Y, X) float32 (the dtype the sample stacks are blurred in).
+        Values are not rounded or clipped (a Fourier shift may overshoot
+        the source's range slightly near sharp edges).
+
+    Raises:
+        InvalidInputError: (a ValueError) for a displacement of the wrong
+            length, a z displacement of a 2D field, or non-finite values.
+
+    >>> source = load_source("coins")
+    >>> moved = shifted_field(source, (2.0, -3.0), origin=(50, 60), shape=(100, 100))
+    >>> bool(np.array_equal(moved[2:, :-3], source[50:148, 63:160]))
+    True
+    """
+    values = [float(v) for v in displacement]
+    if len(values) not in (2, 3) or not all(np.isfinite(values)):
+        raise InvalidInputError(
+            f"displacement must be (dy, dx) or (dz, dy, dx) finite pixels, got {displacement!r}."
+        )
+    dz, dy, dx = values if len(values) == 3 else (0.0, *values)
+    if z_planes == 1 and dz != 0:
+        raise InvalidInputError(
+            f"A 2D field (z_planes=1) cannot be displaced in z, got dz={dz}."
+        )
+    height, width = (int(n) for n in shape)
+    sigmas = [_defocus_sigma(k - dz, z_planes) for k in range(z_planes)] if z_planes > 1 else []
+    blur_margin = max((_blur_radius(s) for s in sigmas), default=0)
+    whole = float(dy).is_integer() and float(dx).is_integer()
+    # Margin for the shift itself and, for a Fourier shift, a guard band.
+    margin = blur_margin + int(np.ceil(max(abs(dy), abs(dx)))) + (0 if whole else 8)
+    region = _mirror_region(
+        np.asarray(source, dtype=np.float64),
+        (origin[0] - margin, origin[1] - margin),
+        (height + 2 * margin, width + 2 * margin),
+    )
+    if whole:
+        moved = np.roll(region, (int(dy), int(dx)), axis=(0, 1))
+    else:
+        moved = _fourier_shift(region, (dy, dx))
+    if z_planes == 1:
+        return moved[margin : margin + height, margin : margin + width].copy()
+    from scipy import ndimage
+
+    moved = moved.astype(np.float32)
+    planes = []
+    for sigma in sigmas:
+        blurred = ndimage.gaussian_filter(moved, sigma=sigma)
+        planes.append(blurred[margin : margin + height, margin : margin + width])
+    return np.stack(planes)
+
+
+def _to_uint16(values: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(values), 0, 65535).astype(np.uint16)
+
+
+def _dihedral_displacement(displacement: Sequence[float], index: int) -> tuple[float, float]:
+    """Where a (dy, dx) displacement of the source goes under `_dihedral` ``index``."""
+    dy, dx = displacement
+    index %= 8
+    for _ in range(index % 4):
+        dy, dx = -dx, dy  # np.rot90: (y, x) -> (n - 1 - x, y)
+    if index >= 4:
+        dx = -dx
+    return dy, dx
+
+
+def _source_displacement(displacement: Sequence[float], index: int) -> tuple[float, float]:
+    """The inverse of `_dihedral_displacement`: a FOV's displacement in the source frame."""
+    dy, dx = displacement
+    index %= 8
+    if index >= 4:
+        dx = -dx
+    for _ in range(index % 4):
+        dy, dx = dx, -dy
+    return dy, dx
+
+
+def _split_displacement(displacement: Sequence[float]) -> tuple[float, float, float]:
+    values = [float(v) for v in displacement]
+    if len(values) == 2:
+        return (0.0, *values)
+    if len(values) == 3:
+        return tuple(values)
+    raise InvalidInputError(
+        f"displacement must be (dy, dx) or (dz, dy, dx) pixels, got {displacement!r}."
+    )
+
+
+def sample_fov(
+    index: int,
+    displacement: Sequence[float] = (0.0, 0.0),
+    *,
+    z_planes: int = 1,
+    channel: str = "DAPI",
+) -> np.ndarray:
+    """The pixels of sample FOV ``index`` of one channel, displaced by a known amount.
+
+    FOV ``index`` is the one `make_plate` writes as FOV ``n`` of well ``w``
+    with ``index = w * n_fovs + n`` (DAPI: symmetry ``index % 8`` of the
+    cardiomyocyte nuclei; GFP: the ``index``-th retina crop). Its content is
+    moved by ``displacement`` within the field (see `shifted_field`: mirror
+    extension beyond the real image, band-limited sub-pixel shift, z through
+    the defocus law of the sample stacks). Zero displacement gives exactly
+    the FOV of a `make_plate` plate.
+
+    Args:
+        index: global FOV index (>= 0).
+        displacement: (dy, dx) or (dz, dy, dx) of the content, in pixels
+            (z in planes), in the FOV's own axes.
+        z_planes: number of planes; 1 gives a (Y, X) image.
+        channel: ``"DAPI"`` or ``"GFP"``.
+
+    Returns:
+        A new uint16 array, (Y, X) or (Z, Y, X), 512 pixels in y and x.
+
+    >>> fov = sample_fov(3, (0.25, -40.5))
+    >>> fov.shape, fov.dtype
+    ((512, 512), dtype('uint16'))
+    """
+    dz, dy, dx = _split_displacement(displacement)
+    names = [name for name, _ in CHANNELS]
+    if channel not in names:
+        raise InvalidInputError(f"channel must be one of {names}, got {channel!r}.")
+    moved = (dz, dy, dx) if z_planes > 1 else (dy, dx)
+    if channel == names[0]:
+        raw, _ = _cardiomyocyte_arrays()
+        source_dy, source_dx = _source_displacement((dy, dx), index)
+        moved = (dz, source_dy, source_dx) if z_planes > 1 else (source_dy, source_dx)
+        values = shifted_field(raw.astype(np.uint16) * np.uint16(257), moved, z_planes=z_planes)
+        return np.ascontiguousarray(_dihedral(_to_uint16(values), index))
+    retina = _retina_green().astype(np.uint16) * np.uint16(257)
+    values = shifted_field(retina, moved, origin=_retina_crop_origin(index), z_planes=z_planes)
+    return _to_uint16(values)
+
+
+def sample_fov_labels(
+    index: int, displacement: Sequence[float] = (0.0, 0.0), *, z_planes: int = 1
+) -> np.ndarray:
+    """The nuclei labels of sample FOV ``index``, moved with its DAPI content.
+
+    Labels move by whole pixels and planes: the displacement is rounded
+    (halves up), since a label cannot be resampled at a sub-pixel position.
+    What enters the field from beyond the real 512 x 512 sample is
+    unlabelled (0); a plane's nuclei are eroded by its rounded distance from
+    the middle plane, as in the sample stacks. Ids are 1..168 (not offset
+    per FOV).
+
+    Args:
+        index: global FOV index, see `sample_fov`.
+        displacement: (dy, dx) or (dz, dy, dx) in pixels (z in planes).
+        z_planes: number of planes; 1 gives a (Y, X) image.
+
+    Returns:
+        A new uint32 array, (Y, X) or (Z, Y, X).
+
+    >>> labels = sample_fov_labels(0, (3.4, -2.6))
+    >>> raw_labels = load_cardiomyocyte_nuclei()[1]
+    >>> bool(np.array_equal(labels[3:, :-3], raw_labels[:-3, 3:]))
+    True
+    """
+    dz, dy, dx = (math.floor(v + 0.5) for v in _split_displacement(displacement))
+    mid = z_planes // 2
+    planes = []
+    for k in range(z_planes):
+        distance = abs(k - dz - mid) if z_planes > 1 else 0
+        planes.append(_dihedral(_erode_labels_cached(distance), index))
+    stack = np.stack(planes)
+    out = np.zeros_like(stack)
+    height, width = stack.shape[-2:]
+    out[
+        :, max(dy, 0) : height + min(dy, 0), max(dx, 0) : width + min(dx, 0)
+    ] = stack[:, max(-dy, 0) : height + min(-dy, 0), max(-dx, 0) : width + min(-dx, 0)]
+    return out if z_planes > 1 else out[0]
+
+
+@functools.lru_cache(maxsize=16)
+def _erode_labels_cached(distance: int) -> np.ndarray:
+    _, nuclei = _cardiomyocyte_arrays()
+    eroded = _erode_labels(nuclei, distance)
+    eroded.flags.writeable = False
+    return eroded
+
+
+def add_noise(
+    image: np.ndarray,
+    *,
+    read_noise: float = 0.0,
+    photons: float | None = None,
+    seed: int | Sequence[int] = 0,
+) -> np.ndarray:
+    """A uint16 copy of ``image`` with camera-like noise.
+
+    Args:
+        image: uint16 (or real, in uint16 grey values) array; not modified.
+        read_noise: standard deviation of gaussian noise, grey values.
+        photons: if given, Poisson (shot) noise with this many photons
+            expected at full scale (65535): ``photons=200`` is a dim image.
+        seed: seed of numpy's generator (an int or a sequence of ints).
+
+    Returns:
+        A new uint16 array of the same shape.
+
+    >>> noisy = add_noise(np.full((64, 64), 1000, np.uint16), read_noise=10.0, seed=1)
+    >>> bool(980 < noisy.mean() < 1020 and 8 < noisy.std() < 12)
+    True
+    """
+    rng = np.random.default_rng(seed)
+    values = np.asarray(image, dtype=np.float64)
+    if photons is not None:
+        scale = float(photons) / 65535.0
+        values = rng.poisson(np.clip(values, 0, None) * scale) / scale
+    if read_noise > 0:
+        values = values + rng.normal(0.0, float(read_noise), values.shape)
+    return _to_uint16(values)
+
+
+def add_saturated_blob(
+    image: np.ndarray,
+    *,
+    centre: Sequence[float] = (0.35 * FOV_SIZE_PX, 0.65 * FOV_SIZE_PX),
+    radius_px: float = 30.0,
+) -> np.ndarray:
+    """A uint16 copy of ``image`` with a bright artefact saturated at 65535.
+
+    The artefact is a gaussian blob four times brighter than the full scale,
+    added to the image, so its core (a disk of ``radius_px``, a little more
+    where the image is bright) sits at 65535 and its rim fades over about
+    ``radius_px / 1.7`` pixels: a fluorescent speck of debris in one cycle.
+    A stack gets it in every plane.
+
+    Args:
+        image: (Y, X) or (Z, Y, X) uint16 array; not modified.
+        centre: (y, x) of the blob in pixels.
+        radius_px: radius of the saturated core in pixels.
+
+    Returns:
+        A new uint16 array.
+
+    >>> blob = add_saturated_blob(np.zeros((128, 128), np.uint16), centre=(64, 64), radius_px=10)
+    >>> int(blob[64, 64]), int(blob[64, 73]), int(blob[0, 0])
+    (65535, 65535, 0)
+    """
+    sigma = radius_px / math.sqrt(2.0 * math.log(4.0))
+    yy, xx = np.ogrid[: image.shape[-2], : image.shape[-1]]
+    blob = 4.0 * 65535.0 * np.exp(
+        -((yy - centre[0]) ** 2 + (xx - centre[1]) ** 2) / (2.0 * sigma**2)
+    )
+    return _to_uint16(np.asarray(image, dtype=np.float64) + blob)
+
+
+def background_fov(
+    shape: Sequence[int], *, level: float = 1000.0, read_noise: float = 300.0, seed: int | Sequence[int] = 0
+) -> np.ndarray:
+    """A field with no sample in it: a constant camera offset plus gaussian noise (uint16).
+
+    >>> empty = background_fov((64, 64), seed=3)
+    >>> empty.dtype, bool(900 < empty.mean() < 1100)
+    (dtype('uint16'), True)
+    """
+    return add_noise(np.full(tuple(shape), level), read_noise=read_noise, seed=seed)
+
+
+def random_shifts(
+    *,
+    acquisitions: int,
+    n_fovs: int,
+    max_shift_px: float = 5.0,
+    max_shift_z: float = 0.0,
+    seed: int = 0,
+) -> dict[tuple[int, int], tuple[float, float, float]]:
+    """Random content displacements for `make_plate`'s ``shifts``: one per (acquisition, FOV).
+
+    Every acquisition but the reference (0) gets, for every FOV, a
+    displacement drawn uniformly from ``[-max_shift_px, max_shift_px]`` in y
+    and x and ``[-max_shift_z, max_shift_z]`` in z, rounded to 0.001 px.
+
+    >>> shifts = random_shifts(acquisitions=3, n_fovs=2, max_shift_px=50, seed=1)
+    >>> sorted(shifts), all(abs(v) <= 50 for d in shifts.values() for v in d)
+    ([(1, 0), (1, 1), (2, 0), (2, 1)], True)
+    """
+    rng = np.random.default_rng(seed)
+    out = {}
+    for acquisition in range(1, acquisitions):
+        for fov in range(n_fovs):
+            dz = rng.uniform(-max_shift_z, max_shift_z) if max_shift_z > 0 else 0.0
+            dy, dx = rng.uniform(-max_shift_px, max_shift_px, 2)
+            out[(acquisition, fov)] = tuple(round(float(v), 3) + 0.0 for v in (dz, dy, dx))
+    return out
 
 
 # --------------------------------------------------------------------------
@@ -585,6 +1065,122 @@ def _parse_wells(wells: Sequence[str]) -> list[tuple[str, str, str]]:
     return parsed
 
 
+def _plate_key(key: object, wells: Sequence[str], what: str) -> tuple[str | None, int, int]:
+    """(well or None, acquisition, fov_index) of a ``shifts``/``artefacts`` key."""
+    parts = tuple(key) if isinstance(key, tuple | list) else (key,)
+    if len(parts) == 3 and isinstance(parts[0], str):
+        well, acquisition, fov = parts
+        if well not in wells:
+            raise InvalidInputError(
+                f"{what} names well {well!r}, which is not among the plate's wells "
+                f"({', '.join(wells)})."
+            )
+    elif len(parts) == 2:
+        well, (acquisition, fov) = None, parts
+    else:
+        raise InvalidInputError(
+            f"{what} keys are (acquisition, fov_index) or (well, acquisition, "
+            f"fov_index), got {key!r}."
+        )
+    for value, name in ((acquisition, "acquisition"), (fov, "fov_index")):
+        if isinstance(value, bool) or not isinstance(value, int | np.integer):
+            raise InvalidInputError(f"{what} key {key!r}: {name} must be an integer.")
+    return well, int(acquisition), int(fov)
+
+
+def _acquisition_specs(
+    layout: _Layout,
+    *,
+    wells: Sequence[str],
+    acquisitions: int,
+    shifts: Mapping[tuple, Sequence[float]] | None,
+    empty_fovs: Collection[int],
+    artefacts: Collection[tuple],
+) -> dict[tuple[str, int], list[_FovSpec]]:
+    """Per (well, acquisition), one `_FovSpec` per FOV, checked."""
+    n_fovs = layout.n_fovs
+
+    def check(what: str, key: object, acquisition: int, fov: int, first: int) -> None:
+        if not first <= acquisition < acquisitions:
+            raise InvalidInputError(
+                f"{what} key {key!r}: acquisition must be {first}..{acquisitions - 1} "
+                f"(acquisition 0 is the reference), got {acquisition}."
+            )
+        if not 0 <= fov < n_fovs:
+            raise InvalidInputError(
+                f"{what} key {key!r}: fov_index must be 0..{n_fovs - 1} "
+                f"(FOV_1..FOV_{n_fovs}), got {fov}."
+            )
+
+    displacement: dict[tuple[str, int, int], tuple[float, float, float]] = {}
+    for general_first in (True, False):  # (acquisition, fov) keys first, then per well
+        for key, value in (shifts or {}).items():
+            well, acquisition, fov = _plate_key(key, wells, "shifts")
+            if (well is None) != general_first:
+                continue
+            check("shifts", key, acquisition, fov, first=1)
+            try:
+                dz, dy, dx = _split_displacement(value)
+            except (TypeError, ValueError) as err:
+                raise InvalidInputError(
+                    f"shifts[{key!r}] must be (dy, dx) or (dz, dy, dx) pixels, got {value!r}."
+                ) from err
+            half = FOV_SIZE_PX // 2
+            if not all(math.isfinite(v) for v in (dz, dy, dx)) or max(abs(dy), abs(dx)) >= half:
+                raise InvalidInputError(
+                    f"shifts[{key!r}] = {value!r}: |dy| and |dx| must be below {half} px."
+                )
+            if not abs(dz) < layout.z_planes or (layout.z_planes == 1 and dz != 0):
+                raise InvalidInputError(
+                    f"shifts[{key!r}] = {value!r}: |dz| must be below z_planes "
+                    f"({layout.z_planes}); a 2D plate cannot move in z."
+                )
+            for target in [well] if well is not None else wells:
+                displacement[(target, acquisition, fov)] = (dz + 0.0, dy + 0.0, dx + 0.0)
+    empty = set()
+    for fov in empty_fovs:
+        if isinstance(fov, bool) or not isinstance(fov, int | np.integer) or not 0 <= fov < n_fovs:
+            raise InvalidInputError(
+                f"empty_fovs must hold FOV indices 0..{n_fovs - 1}, got {fov!r}."
+            )
+        empty.add(int(fov))
+    spoiled = set()
+    for key in artefacts:
+        well, acquisition, fov = _plate_key(key, wells, "artefacts")
+        check("artefacts", key, acquisition, fov, first=0)
+        for target in [well] if well is not None else wells:
+            spoiled.add((target, acquisition, fov))
+    return {
+        (well, acquisition): [
+            _FovSpec(
+                displacement=displacement.get((well, acquisition, fov), (0.0, 0.0, 0.0)),
+                empty=fov in empty,
+                artefact=(well, acquisition, fov) in spoiled,
+            )
+            for fov in range(n_fovs)
+        ]
+        for well in wells
+        for acquisition in range(acquisitions)
+    }
+
+
+def _truth(specs: Mapping[tuple[str, int], Sequence[_FovSpec]]) -> dict:
+    """`SamplePlate.truth` from the FOV specs of every (well, acquisition)."""
+    spacing = (Z_SPACING_UM, PIXEL_SIZE_UM, PIXEL_SIZE_UM)
+    truth = {}
+    for (well, acquisition), fov_specs in specs.items():
+        for fov_index, spec in enumerate(fov_specs):
+            translation = tuple(0.0 - d for d in spec.displacement)
+            truth[(well, acquisition, f"FOV_{fov_index + 1}")] = FovTruth(
+                displacement_px=spec.displacement,
+                translation_px=translation,
+                translation_um=tuple(t * s for t, s in zip(translation, spacing)),
+                empty=spec.empty,
+                artefact=spec.artefact,
+            )
+    return truth
+
+
 def make_plate(
     root: str | os.PathLike[str],
     *,
@@ -596,6 +1192,11 @@ def make_plate(
     ngff_version: str = "0.4",
     levels: int = 3,
     overwrite: bool = False,
+    shifts: Mapping[tuple, Sequence[float]] | None = None,
+    noise: float = 0.0,
+    empty_fovs: Collection[int] = (),
+    artefacts: Collection[tuple] = (),
+    seed: int = 0,
 ) -> SamplePlate:
     """Write a realistic OME-Zarr HCS plate made from bundled real images.
 
@@ -620,9 +1221,35 @@ def make_plate(
         levels: pyramid levels, each half the size of the previous in y and x.
         overwrite: replace an existing plate at that path. A path that exists
             but is not a Zarr group is never replaced.
+        shifts: known displacements of acquisitions against acquisition 0
+            (the reference), for testing registration: a mapping from
+            ``(acquisition, fov_index)`` (every well) or ``(well,
+            acquisition, fov_index)`` (one well; wins over the former) to
+            the content displacement ``(dy, dx)`` or ``(dz, dy, dx)`` in
+            full-resolution pixels (z in planes; 0 for a 2D plate), FOVs
+            numbered from 0 in row-major order. What is at (y, x) in
+            acquisition 0 is at (y + dy, x + dx) in the displaced FOV; every
+            channel moves (band-limited sub-pixel shift, the field continued
+            by mirror symmetry beyond the real 512 x 512 nuclei image, see
+            `shifted_field`), labels move by the rounded displacement (see
+            `sample_fov_labels`). |dy|, |dx| < 256 and |dz| < z_planes.
+            `random_shifts` makes such a mapping. ``SamplePlate.truth``
+            holds the resulting translations (fractal-tasks-core's sign, in
+            pixels and micrometers).
+        noise: standard deviation (grey values) of gaussian noise added to
+            every channel of every acquisition, independently per image.
+        empty_fovs: FOV indices that hold no sample in every well and
+            acquisition: both channels are a camera offset plus noise
+            (``noise`` grey values, 300 if ``noise`` is 0), no nuclei.
+        artefacts: ``(acquisition, fov_index)`` or ``(well, acquisition,
+            fov_index)`` whose DAPI channel gets a saturated blob (a disk of
+            30 px at 65535 with a fading rim, centred at (0.35, 0.65) of the
+            field, see `add_saturated_blob`).
+        seed: seed of the noise.
 
     Returns:
-        The plate's url, its images, its pixel size and FOV shape.
+        The plate's url, its images, its pixel size and FOV shape, and the
+        known translation of every FOV (``truth``).
 
     Raises:
         AlreadyExistsError: (a FileExistsError) if the plate exists and
@@ -640,6 +1267,19 @@ def make_plate(
         )
     if acquisitions < 1:
         raise InvalidInputError(f"acquisitions must be >= 1, got {acquisitions}.")
+    specs = _acquisition_specs(
+        layout,
+        wells=[well for well, _, _ in parsed_wells],
+        acquisitions=acquisitions,
+        shifts=shifts,
+        empty_fovs=empty_fovs,
+        artefacts=artefacts,
+    )
+    if isinstance(noise, bool) or not isinstance(noise, int | float) or not 0 <= noise < 65535:
+        raise InvalidInputError(f"noise must be a number of grey values >= 0, got {noise!r}.")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise InvalidInputError(f"seed must be an integer >= 0, got {seed!r}.")
+    varies = bool(shifts) or noise > 0 or bool(empty_fovs) or bool(artefacts)
 
     import ngio
 
@@ -676,13 +1316,20 @@ def make_plate(
         overwrite=overwrite,
     )
     for well_index, (well, row, column) in enumerate(parsed_wells):
-        content = _build_content(layout, well_index=well_index)
+        content = None if varies else _build_content(layout, well_index=well_index)
         stage_origin = _stage_origin_um(row, column, layout)
         for image in images:
             if image.well == well:
                 _write_image(
                     image.zarr_url,
-                    content,
+                    content
+                    or _build_content(
+                        layout,
+                        well_index=well_index,
+                        specs=specs[(well, image.acquisition)],
+                        noise=float(noise),
+                        seed=(seed, well_index, image.acquisition),
+                    ),
                     layout,
                     stage_origin_um=stage_origin,
                     ngff_version=ngff_version,
@@ -704,6 +1351,7 @@ def make_plate(
         images=images,
         pixel_size_um=PIXEL_SIZE_UM,
         fov_shape=layout.fov_shape,
+        truth=_truth(specs),
     )
 
 

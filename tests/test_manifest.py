@@ -60,10 +60,15 @@ def test_every_task_has_docs_meta_and_a_module():
                 assert not missing, f"{module}: arguments without description {missing}"
 
 
-@pytest.mark.parametrize("name", ["segment_to_rois"])
-def test_docs_page_lists_every_argument(name):
-    page = (ROOT / "docs" / f"{name}.md").read_text()
-    manifest = json.loads(MANIFEST.read_text())
-    (task,) = [t for t in manifest["task_list"] if t.get("executable_parallel") == f"tasks/{name}.py"]
-    for argument in task["args_schema_parallel"]["properties"]:
-        assert f"`{argument}`" in page, f"docs/{name}.md does not mention `{argument}`"
+def _tasks():
+    return json.loads(MANIFEST.read_text())["task_list"]
+
+
+@pytest.mark.parametrize("task", _tasks(), ids=lambda t: t["name"])
+def test_docs_page_lists_every_argument(task):
+    page_name = Path(task["executable_parallel"]).stem
+    page = (ROOT / "docs" / f"{page_name}.md").read_text()
+    assert task["docs_info"] == page
+    for kind in ("parallel", "non_parallel"):
+        for argument in task.get(f"args_schema_{kind}", {}).get("properties", {}):
+            assert f"`{argument}`" in page, f"docs/{page_name}.md does not mention `{argument}`"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import ngio
@@ -15,12 +16,20 @@ from scipy import ndimage
 from fractal_roi_tasks import sample_data
 from fractal_roi_tasks.errors import AlreadyExistsError
 from fractal_roi_tasks.sample_data import (
+    FovTruth,
     SampleImage,
     SamplePlate,
+    add_noise,
+    add_saturated_blob,
+    background_fov,
     load_cardiomyocyte_nuclei,
     load_source,
     make_image,
     make_plate,
+    random_shifts,
+    sample_fov,
+    sample_fov_labels,
+    shifted_field,
 )
 
 FOV = 512
@@ -518,3 +527,276 @@ def test_bad_options_are_rejected_before_writing(tmp_path, options, message):
     with pytest.raises(ValueError, match=message):
         make_plate(tmp_path, **options)
     assert list(tmp_path.iterdir()) == []
+
+
+# --------------------------------------------------------------------------
+# Known shifts between acquisitions (registration ground truth)
+
+
+def fov_content(image: SampleImage, fov_index: int, grid=(1, 2)):
+    """(channels, label) of one FOV of one image, spatial axes kept."""
+    container = ngio.open_ome_zarr_container(image.zarr_url)
+    window = fov_windows(grid)[fov_index]
+    pixels = container.get_image().get_as_numpy()
+    label = container.get_label("nuclei").get_as_numpy()
+    return pixels[(Ellipsis, *window)], label[(Ellipsis, *window)]
+
+
+def overlap(displacement: tuple[int, ...], size: int = FOV):
+    """Windows (moved, reference) of the last two axes for a whole-pixel (dy, dx)."""
+    moved = tuple(slice(max(d, 0), size + min(d, 0)) for d in displacement)
+    reference = tuple(slice(max(-d, 0), size + min(-d, 0)) for d in displacement)
+    return moved, reference
+
+
+@pytest.fixture(scope="module")
+def shifted_plate(tmp_path_factory) -> SamplePlate:
+    return make_plate(
+        tmp_path_factory.mktemp("shifted"),
+        wells=("B03", "C05"),
+        acquisitions=3,
+        fov_grid=(1, 2),
+        levels=2,
+        shifts={
+            (1, 0): (7, -45),  # whole pixels, every well
+            (1, 1): (0.37, -2.61),  # sub-pixel
+            (2, 0): (-41.25, 52.5),
+            ("C05", 2, 0): (3, 4),  # this well only
+        },
+        artefacts=[(2, 1)],
+    )
+
+
+@pytest.fixture(scope="module")
+def shifted_stack_plate(tmp_path_factory) -> SamplePlate:
+    return make_plate(
+        tmp_path_factory.mktemp("shifted3d"),
+        wells=("B03",),
+        acquisitions=2,
+        fov_grid=(1, 2),
+        z_planes=5,
+        levels=1,
+        shifts={(1, 0): (1, -3, 44), (1, 1): (0.4, 2.5, -1.75)},
+        empty_fovs=(),
+    )
+
+
+def test_default_plates_have_zero_truth_for_every_fov(plate_05):
+    assert set(plate_05.truth) == {
+        (well, acquisition, "FOV_1") for well in ("B03", "B04") for acquisition in (0, 1)
+    }
+    zero = FovTruth((0.0, 0.0, 0.0), (0.0, 0.0, 0.0), (0.0, 0.0, 0.0))
+    assert set(plate_05.truth.values()) == {zero}
+
+
+def test_truth_is_the_negative_displacement_in_pixels_and_micrometers(shifted_plate):
+    truth = shifted_plate.truth
+    assert len(truth) == 2 * 3 * 2
+    assert truth[("B03", 1, "FOV_1")] == FovTruth(
+        displacement_px=(0.0, 7.0, -45.0),
+        translation_px=(0.0, -7.0, 45.0),
+        translation_um=(0.0, -7.0 * PIXEL, 45.0 * PIXEL),
+    )
+    assert truth[("B03", 1, "FOV_2")].translation_px == (0.0, -0.37, 2.61)
+    assert truth[("B03", 2, "FOV_1")].translation_px == (0.0, 41.25, -52.5)
+    # A per-well key wins over the general one.
+    assert truth[("C05", 2, "FOV_1")].translation_px == (0.0, -3.0, -4.0)
+    assert truth[("C05", 1, "FOV_1")].translation_px == (0.0, -7.0, 45.0)
+    # The reference and unshifted FOVs: zeros; the artefact is flagged.
+    assert truth[("B03", 0, "FOV_2")].translation_um == (0.0, 0.0, 0.0)
+    assert truth[("B03", 2, "FOV_2")].artefact and truth[("C05", 2, "FOV_2")].artefact
+    assert not truth[("B03", 1, "FOV_2")].artefact
+
+
+def test_whole_pixel_shift_moves_every_channel_and_label_exactly(shifted_plate):
+    images = {(i.well, i.acquisition): i for i in shifted_plate.images}
+    for well, acquisition, (dy, dx) in (("B03", 1, (7, -45)), ("C05", 2, (3, 4))):
+        reference_pixels, reference_label = fov_content(images[(well, 0)], 0)
+        pixels, label = fov_content(images[(well, acquisition)], 0)
+        moved, kept = overlap((dy, dx))
+        np.testing.assert_array_equal(pixels[(slice(None), *moved)], reference_pixels[(slice(None), *kept)])
+        np.testing.assert_array_equal(label[moved], reference_label[kept])
+        # What enters the field from beyond the real sample is real-looking
+        # (mirrored) nuclei, but unlabelled.
+        entering = np.ones((FOV, FOV), bool)
+        entering[moved] = False
+        assert pixels[0][entering].std() > 1000
+        assert not label[entering].any()
+        # The ROI table is that of the reference: the ROI stays, the content moves.
+        container = ngio.open_ome_zarr_container(images[(well, acquisition)].zarr_url)
+        assert [r.name for r in container.get_roi_table("FOV_ROI_table").rois()] == ["FOV_1", "FOV_2"]
+
+
+def test_sub_pixel_shift_is_a_band_limited_shift_and_registration_recovers_it(shifted_plate):
+    from fractal_roi_tasks.registration import estimate_shift
+
+    images = {(i.well, i.acquisition): i for i in shifted_plate.images}
+    for well, acquisition, fov in (("B03", 1, 1), ("B03", 2, 0), ("C05", 1, 1)):
+        reference, _ = fov_content(images[(well, 0)], fov)
+        moving, label = fov_content(images[(well, acquisition)], fov)
+        truth = shifted_plate.truth[(well, acquisition, f"FOV_{fov + 1}")]
+        for channel in (0, 1):
+            estimate = estimate_shift(reference[channel], moving[channel])
+            assert np.abs(np.array(estimate.shift) - truth.translation_px[1:]).max() < 0.02
+        # Close to an independent interpolation (quintic spline) in the interior.
+        dy, dx = truth.displacement_px[1:]
+        spline = ndimage.shift(reference[0].astype(float), (dy, dx), order=5, mode="mirror")
+        inner = (slice(60, -60), slice(60, -60))
+        difference = np.abs(spline[inner] - moving[0][inner])
+        assert np.median(difference) < 0.002 * 65535
+        # Labels follow the rounded displacement (halves up).
+        whole = (math.floor(dy + 0.5), math.floor(dx + 0.5))
+        moved, kept = overlap(whole)
+        _, reference_label = fov_content(images[(well, 0)], fov)
+        np.testing.assert_array_equal(label[moved], reference_label[kept])
+
+
+def test_artefact_is_a_saturated_blob_in_one_acquisition(shifted_plate):
+    images = {(i.well, i.acquisition): i for i in shifted_plate.images}
+    spoiled, _ = fov_content(images[("B03", 2)], 1)
+    clean, _ = fov_content(images[("B03", 1)], 1)
+    saturated = spoiled[0] == 65535
+    # At least the 30 px disk, a little more where the nuclei are bright.
+    yy, xx = np.mgrid[:FOV, :FOV]
+    disk = np.hypot(yy - 0.35 * FOV, xx - 0.65 * FOV) <= 30
+    assert saturated[disk].all()
+    assert saturated.sum() < 1.5 * disk.sum()
+    assert (clean[0] == 65535).sum() < 50  # the real image's own brightest pixels
+    np.testing.assert_array_equal(spoiled[1], fov_content(images[("B03", 0)], 1)[0][1])
+
+
+def test_3d_shift_with_whole_and_fractional_planes(shifted_stack_plate):
+    from fractal_roi_tasks.registration import estimate_shift
+
+    reference_image, acquisition = shifted_stack_plate.images
+    assert shifted_stack_plate.truth[("B03", 1, "FOV_1")].translation_um == (-1.0, 3 * PIXEL, -44 * PIXEL)
+    # Whole pixels and planes: plane k of the moved stack is plane k - 1 of
+    # the reference (the stack continues beyond its planes with more blur).
+    reference_pixels, reference_label = fov_content(reference_image, 0)
+    pixels, label = fov_content(acquisition, 0)
+    moved, kept = overlap((-3, 44))
+    np.testing.assert_array_equal(pixels[(slice(None), slice(1, 5), *moved)], reference_pixels[(slice(None), slice(0, 4), *kept)])
+    np.testing.assert_array_equal(label[(slice(1, 5), *moved)], reference_label[(slice(0, 4), *kept)])
+    # Fractional planes: the registration finds dz too.
+    reference_pixels, _ = fov_content(reference_image, 1)
+    pixels, _ = fov_content(acquisition, 1)
+    estimate = estimate_shift(reference_pixels[0], pixels[0])
+    expected = shifted_stack_plate.truth[("B03", 1, "FOV_2")].translation_px
+    assert np.abs(np.array(estimate.shift) - expected).max() < 0.05
+
+
+def test_empty_fovs_and_noise(tmp_path):
+    plate = make_plate(
+        tmp_path, wells=("B03",), acquisitions=2, fov_grid=(1, 2), levels=1,
+        empty_fovs=(1,), noise=100.0, seed=7,
+    )
+    first, second = plate.images
+    for image in plate.images:
+        pixels, label = fov_content(image, 1)
+        assert not label.any()
+        for channel in pixels:
+            assert 900 < channel.mean() < 1100 and 80 < channel.std() < 120
+        assert plate.truth[(image.well, image.acquisition, "FOV_2")].empty
+    # Noise is independent per acquisition (seeded by seed, well, acquisition,
+    # FOV and channel).
+    a, _ = fov_content(first, 0)
+    b, _ = fov_content(second, 0)
+    assert 80 < (a.astype(float) - b).std() / np.sqrt(2) < 120
+
+
+def test_random_shifts_feed_make_plate(tmp_path):
+    shifts = random_shifts(acquisitions=2, n_fovs=1, max_shift_px=50.0, max_shift_z=1.0, seed=3)
+    assert set(shifts) == {(1, 0)} and abs(shifts[(1, 0)][0]) <= 1
+    assert random_shifts(acquisitions=2, n_fovs=1, seed=3) == random_shifts(acquisitions=2, n_fovs=1, seed=3)
+    flat = random_shifts(acquisitions=2, n_fovs=1, max_shift_px=50.0, seed=3)
+    assert flat[(1, 0)][0] == 0.0
+    plate = make_plate(tmp_path, wells=("B03",), acquisitions=2, fov_grid=(1, 1), levels=1, shifts=flat)
+    assert plate.truth[("B03", 1, "FOV_1")].displacement_px == flat[(1, 0)]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"shifts": {(0, 0): (1, 1)}}, r"acquisition must be 1..1 \(acquisition 0 is the reference\)"),
+        ({"shifts": {(1, 4): (1, 1)}}, r"fov_index must be 0..3"),
+        ({"shifts": {(1, 0): (1, 1, 1)}}, r"a 2D plate cannot move in z"),
+        ({"shifts": {(1, 0): (300, 0)}}, r"below 256 px"),
+        ({"shifts": {(1, 0): (1,)}}, r"\(dy, dx\) or \(dz, dy, dx\)"),
+        ({"shifts": {("Z09", 1, 0): (1, 1)}}, r"'Z09', which is not among the plate's wells \(B03, B04\)"),
+        ({"shifts": {(1,): (1, 1)}}, r"keys are \(acquisition, fov_index\)"),
+        ({"artefacts": [(2, 0)]}, r"acquisition must be 0..1"),
+        ({"empty_fovs": (7,)}, r"empty_fovs must hold FOV indices 0..3"),
+        ({"noise": -1.0}, r"noise must be"),
+        ({"seed": -1}, r"seed must be"),
+    ],
+)
+def test_bad_registration_options_are_rejected_before_writing(tmp_path, options, message):
+    with pytest.raises(ValueError, match=message):
+        make_plate(tmp_path, acquisitions=2, **options)
+    assert list(tmp_path.iterdir()) == []
+
+
+# --------------------------------------------------------------------------
+# Shifted fields (pure helpers)
+
+
+def test_sample_fov_with_zero_displacement_is_the_plate_fov(stack_plate):
+    container = ngio.open_ome_zarr_container(stack_plate.images[0].zarr_url)
+    pixels = container.get_image().get_as_numpy()
+    label = container.get_label("nuclei").get_as_numpy()
+    for index, window in enumerate(fov_windows((1, 2))):
+        for channel, name in enumerate(("DAPI", "GFP")):
+            np.testing.assert_array_equal(
+                sample_fov(index, (0.0, 0.0, 0.0), z_planes=5, channel=name),
+                pixels[(channel, slice(None), *window)],
+            )
+        ids = sample_fov_labels(index, (0, 0, 0), z_planes=5)
+        np.testing.assert_array_equal(np.where(ids > 0, ids + index * N_NUCLEI, 0), label[(slice(None), *window)])
+
+
+def test_shifted_field_whole_pixels_are_exact_and_the_source_is_mirrored():
+    source = load_source("coins")  # 303 x 384
+    moved = shifted_field(source, (-20.0, 30.0), origin=(0, 0), shape=(100, 100))
+    np.testing.assert_array_equal(moved[:80, 30:], source[20:100, 0:70])
+    # Beyond the top-left corner the source continues as its mirror image.
+    np.testing.assert_array_equal(moved[:, :30], source[20:120, 29::-1])
+
+
+def test_shifted_field_sub_pixel_round_trip_and_direction():
+    source = load_source("hubble_deep_field").astype(np.float64)
+    there = shifted_field(source, (0.25, -0.5), origin=(200, 300), shape=(128, 128))
+    # The content moves towards +y and -x: the centre of mass does too.
+    blob = np.zeros((64, 64))
+    blob[30:34, 30:34] = 1.0
+    moved = shifted_field(blob, (0.25, -0.5), origin=(0, 0), shape=(64, 64))
+    centre = ndimage.center_of_mass(moved)
+    assert centre == pytest.approx((31.5 + 0.25, 31.5 - 0.5), abs=0.02)
+    assert there.dtype == np.float64 and there.shape == (128, 128)
+
+
+def test_shifted_stack_planes_follow_the_defocus_law():
+    raw, _ = load_cardiomyocyte_nuclei()
+    stack = shifted_field(raw, (0.5, 0.0, 0.0), z_planes=5)
+    expected = ndimage.gaussian_filter(raw.astype(np.float32), 1.0 + abs(3 - 0.5 - 2))
+    np.testing.assert_allclose(stack[3], expected, rtol=1e-6, atol=1e-2)
+    with pytest.raises(ValueError, match=r"cannot be displaced in z"):
+        shifted_field(raw, (0.5, 0.0, 0.0))
+
+
+def test_noise_blob_and_background_helpers():
+    image = np.full((64, 64), 20000, np.uint16)
+    shot = add_noise(image, photons=100.0, seed=0)
+    # 20000 grey values at 100 photons full scale: ~30 photons, sd ~ sqrt(30) photons.
+    assert shot.std() == pytest.approx(20000 / np.sqrt(20000 / 65535 * 100), rel=0.1)
+    assert np.array_equal(add_noise(image, read_noise=5, seed=[1, 2]), add_noise(image, read_noise=5, seed=[1, 2]))
+    blob = add_saturated_blob(np.zeros((3, 100, 100), np.uint16), centre=(50, 50), radius_px=20)
+    assert blob.shape == (3, 100, 100) and (blob[1] == 65535).sum() == pytest.approx(np.pi * 400, rel=0.05)
+    empty = background_fov((2, 32, 32), level=500, read_noise=20, seed=1)
+    assert empty.shape == (2, 32, 32) and abs(empty.mean() - 500) < 5
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    result = doctest.testmod(sample_data, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0 and result.attempted > 10

@@ -1,11 +1,36 @@
-"""The tasks this package offers; `fractal-manifest create` builds the manifest from it."""
+"""The tasks this package offers; `fractal-manifest create` builds the manifest from it.
 
-from fractal_task_tools.task_models import ParallelTask
+Listed in workflow order: the demo runs them in this order.
+"""
+
+from fractal_task_tools.task_models import CompoundTask, ParallelTask
 
 AUTHORS = "fractal-roi-tasks developers"
 DOCS_LINK = None
 
 TASK_LIST = [
+    CompoundTask(
+        name="Calculate Registration (image-based)",
+        executable_init="tasks/init_calculate_registration.py",
+        executable="tasks/calculate_registration.py",
+        meta_init={"cpus_per_task": 1, "mem": 1000},
+        meta={"cpus_per_task": 1, "mem": 8000},
+        category="Registration",
+        modality="HCS",
+        tags=["Multiplexing", "Registration", "Sub-pixel", "fractal-tasks-core compatible"],
+        docs_info="file:../../docs/calculate_registration.md",
+    ),
+    CompoundTask(
+        name="Find Registration Consensus",
+        executable_init="tasks/init_registration_consensus.py",
+        executable="tasks/find_registration_consensus.py",
+        meta_init={"cpus_per_task": 1, "mem": 1000},
+        meta={"cpus_per_task": 1, "mem": 2000},
+        category="Registration",
+        modality="HCS",
+        tags=["Multiplexing", "Registration", "fractal-tasks-core compatible"],
+        docs_info="file:../../docs/find_registration_consensus.md",
+    ),
     ParallelTask(
         name="Segment to ROIs",
         executable="tasks/segment_to_rois.py",

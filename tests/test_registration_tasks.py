@@ -1,0 +1,217 @@
+"""Calculate Registration and Find Registration Consensus on plates with known shifts."""
+
+import json
+import math
+import subprocess
+import sys
+
+import ngio
+import numpy as np
+import pytest
+
+from fractal_roi_tasks.errors import InvalidInputError, NotFoundError
+from fractal_roi_tasks.sample_data import make_plate
+from fractal_roi_tasks.tasks.calculate_registration import calculate_registration
+from fractal_roi_tasks.tasks.find_registration_consensus import find_registration_consensus
+from fractal_roi_tasks.tasks.init_calculate_registration import init_calculate_registration
+from fractal_roi_tasks.tasks.init_registration_consensus import init_registration_consensus
+
+DAPI = {"label": "DAPI"}
+# Displacement (dz, dy, dx) of the content per (acquisition, FOV index): sub-pixel,
+# one beyond 40 px, independently per FOV.
+SHIFTS_2D = {
+    (1, 0): (0, 3.37, -2.81),
+    (1, 1): (0, -41.62, 44.25),
+    (1, 2): (0, 0.5, 0.25),
+    (1, 3): (0, 7.9, 1.1),
+    (2, 0): (0, -1.73, 5.42),
+    (2, 1): (0, 2.05, -0.66),
+    (2, 2): (0, -12.31, -9.87),
+    (2, 3): (0, 0.0, 0.0),
+}
+
+
+def run_registration(plate, **calc_args):
+    urls = [img.zarr_url for img in plate.images]
+    for item in init_calculate_registration(zarr_urls=urls, zarr_dir="x")["parallelization_list"]:
+        calculate_registration(**item, channel=DAPI, **calc_args)
+    for item in init_registration_consensus(zarr_urls=urls, zarr_dir="x")["parallelization_list"]:
+        find_registration_consensus(**item)
+    return urls
+
+
+def whole(pixels):
+    """On a whole pixel, up to the float rounding of micrometers."""
+    return abs(pixels - round(pixels)) < 1e-6
+
+
+def table(url, name):
+    return ngio.open_ome_zarr_container(url).get_roi_table(name).dataframe
+
+
+@pytest.fixture(scope="module")
+def shifted_plate(tmp_path_factory):
+    plate = make_plate(
+        tmp_path_factory.mktemp("reg2d"),
+        wells=("B03",),
+        acquisitions=3,
+        shifts=SHIFTS_2D,
+        noise=200.0,
+        artefacts=[(2, 1)],
+    )
+    run_registration(plate)
+    return plate
+
+
+def test_translations_are_sub_pixel_exact(shifted_plate):
+    px = shifted_plate.pixel_size_um
+    errors = []
+    for img in shifted_plate.images:
+        if img.acquisition == 0:
+            assert "translation_x" not in table(img.zarr_url, "FOV_ROI_table")
+            continue
+        frame = table(img.zarr_url, "FOV_ROI_table")
+        for fov, row in frame.iterrows():
+            truth = shifted_plate.truth[(img.well, img.acquisition, fov)]
+            for axis, expected in zip("yx", truth.translation_um[1:]):
+                errors.append(abs(row[f"translation_{axis}"] - expected) / px)
+            assert row["translation_z"] == 0
+            assert row["registration_quality"] > 0.5
+    assert max(errors) <= 0.1, f"max error {max(errors):.3f} px"
+
+
+def test_sign_follows_fractal_tasks_core(shifted_plate):
+    # Content displaced by +3.37 px in y must get translation_y = -3.37 px.
+    img = next(i for i in shifted_plate.images if i.acquisition == 1)
+    row = table(img.zarr_url, "FOV_ROI_table").loc["FOV_1"]
+    assert row["translation_y"] / shifted_plate.pixel_size_um == pytest.approx(-3.37, abs=0.1)
+    assert row["translation_x"] / shifted_plate.pixel_size_um == pytest.approx(2.81, abs=0.1)
+
+
+def test_consensus_geometry_is_exact(shifted_plate):
+    px = shifted_plate.pixel_size_um
+    images = {img.acquisition: img.zarr_url for img in shifted_plate.images}
+    registered = {a: table(u, "FOV_ROI_table_registered") for a, u in images.items()}
+    original = table(images[0], "FOV_ROI_table")
+    for fov in original.index:
+        translations = {a: np.array([0.0, 0.0]) for a in images}
+        for a in (1, 2):
+            translations[a] = np.array(
+                [registered[a].loc[fov, "translation_y"], registered[a].loc[fov, "translation_x"]]
+            ) / px
+        lengths = {registered[a].loc[fov, "len_x_micrometer"] for a in images}
+        assert len(lengths) == 1  # every acquisition reads the same shape
+        for axis_index, axis in enumerate("yx"):
+            s = original.loc[fov, f"{axis}_micrometer"] / px
+            length = original.loc[fov, f"len_{axis}_micrometer"] / px
+            t = [translations[a][axis_index] for a in images]
+            seen_start, seen_end = s + max(t), s + length + min(t)
+            ref_start = registered[0].loc[fov, f"{axis}_micrometer"] / px
+            n = registered[0].loc[fov, f"len_{axis}_micrometer"] / px
+            assert whole(ref_start) and whole(n)
+            assert seen_start - 0.5 <= ref_start and ref_start + n <= seen_end + 0.5
+            assert n >= (seen_end - seen_start) - 2  # at most ~1 px lost per side
+            for a in images:
+                start = registered[a].loc[fov, f"{axis}_micrometer"] / px
+                assert whole(start)
+                assert s <= start and start + n <= s + length  # inside the FOV
+                # The region in acquisition a is the reference region moved back by t_a.
+                assert abs(start - (ref_start - translations[a][axis_index])) <= 0.5 + 1e-9
+                ref_col = registered[a].loc[fov, f"{axis}_micrometer_reference"] / px
+                assert ref_col == pytest.approx(ref_start)
+
+
+def test_background_fov_falls_back_to_the_median(tmp_path):
+    first_cycle = {k: v for k, v in SHIFTS_2D.items() if k[0] == 1}
+    plate = make_plate(
+        tmp_path, wells=("B03",), acquisitions=2, shifts=first_cycle, noise=200.0, empty_fovs=[2]
+    )
+    run_registration(plate)
+    moving = next(i for i in plate.images if i.acquisition == 1)
+    computed = table(moving.zarr_url, "FOV_ROI_table")
+    assert computed.loc["FOV_3", "registration_quality"] < 0.3
+    registered = table(moving.zarr_url, "FOV_ROI_table_registered")
+    assert registered.loc["FOV_3", "registration_fallback"] == 1
+    assert registered.loc[["FOV_1", "FOV_2", "FOV_4"], "registration_fallback"].eq(0).all()
+    others = computed.loc[["FOV_1", "FOV_2", "FOV_4"], "translation_y"]
+    assert registered.loc["FOV_3", "translation_y"] == pytest.approx(others.median())
+
+
+def test_3d_with_a_z_shift(tmp_path):
+    shifts = {(1, 0): (1.0, 2.4, -3.6), (1, 1): (-1.0, -5.2, 0.7)}
+    plate = make_plate(
+        tmp_path, wells=("B03",), acquisitions=2, fov_grid=(1, 2), z_planes=5,
+        shifts=shifts, noise=100.0,
+    )
+    run_registration(plate)
+    moving = next(i for i in plate.images if i.acquisition == 1)
+    frame = table(moving.zarr_url, "FOV_ROI_table")
+    for fov, row in frame.iterrows():
+        truth = plate.truth[(moving.well, 1, fov)].translation_um
+        assert row["translation_z"] == pytest.approx(truth[0], abs=0.1 * 1.0)
+        for axis, expected in zip("yx", truth[1:]):
+            assert row[f"translation_{axis}"] == pytest.approx(expected, abs=0.1 * plate.pixel_size_um)
+    registered = table(moving.zarr_url, "FOV_ROI_table_registered")
+    assert (registered["len_z_micrometer"] > 0).all()
+
+
+def test_rerunning_any_step_gives_the_same_tables(shifted_plate):
+    urls = [img.zarr_url for img in shifted_plate.images]
+    before = {u: (table(u, "FOV_ROI_table"), table(u, "FOV_ROI_table_registered")) for u in urls}
+    run_registration(shifted_plate)
+    for u in urls:
+        pd_before, reg_before = before[u]
+        assert table(u, "FOV_ROI_table").equals(pd_before)
+        assert table(u, "FOV_ROI_table_registered").equals(reg_before)
+
+
+def test_bad_inputs_name_what_exists(shifted_plate, tmp_path):
+    ref = next(i for i in shifted_plate.images if i.acquisition == 0).zarr_url
+    moving = next(i for i in shifted_plate.images if i.acquisition == 1).zarr_url
+    init = {"reference_zarr_url": ref}
+    with pytest.raises(NotFoundError, match=r"has channels \['DAPI', 'GFP'\]"):
+        calculate_registration(zarr_url=moving, init_args=init, channel={"label": "RFP"})
+    with pytest.raises(NotFoundError, match="ROI table 'nope' not found.*FOV_ROI_table"):
+        calculate_registration(zarr_url=moving, init_args=init, channel=DAPI, roi_table="nope")
+    with pytest.raises(NotFoundError, match="does not exist"):
+        calculate_registration(
+            zarr_url=moving, init_args={"reference_zarr_url": ref + "_gone"}, channel=DAPI
+        )
+    fresh = make_plate(tmp_path, wells=("B03",), acquisitions=2)
+    urls = [i.zarr_url for i in fresh.images]
+    item = init_registration_consensus(zarr_urls=urls, zarr_dir="x")["parallelization_list"][0]
+    with pytest.raises(NotFoundError, match="run Calculate Registration"):
+        find_registration_consensus(**item)
+    assert "FOV_ROI_table_registered" not in ngio.open_ome_zarr_container(urls[0]).list_tables()
+
+
+def test_rois_that_do_not_match_are_refused(tmp_path):
+    plate = make_plate(tmp_path, wells=("B03",), acquisitions=2)
+    ref, moving = (i.zarr_url for i in plate.images)
+    ome_zarr = ngio.open_ome_zarr_container(moving)
+    fov = ome_zarr.get_roi_table("FOV_ROI_table")
+    fewer = ngio.RoiTable(fov.rois()[:2])
+    ome_zarr.add_table("FOV_ROI_table", fewer, overwrite=True)
+    with pytest.raises(InvalidInputError, match=r"only in the reference \['FOV_3', 'FOV_4'\]"):
+        calculate_registration(zarr_url=moving, init_args={"reference_zarr_url": ref}, channel=DAPI)
+
+
+def test_compound_task_runs_as_a_fractal_server_runs_it(tmp_path):
+    plate = make_plate(tmp_path / "p", wells=("B03",), acquisitions=2, shifts={(1, 0): (0, 2, 3)})
+    urls = [i.zarr_url for i in plate.images]
+
+    def run(module, args, name):
+        args_path, out_path = tmp_path / f"{name}.args.json", tmp_path / f"{name}.out.json"
+        args_path.write_text(json.dumps(args))
+        subprocess.run(
+            [sys.executable, "-m", f"fractal_roi_tasks.tasks.{module}",
+             "--args-json", str(args_path), "--out-json", str(out_path)],
+            check=True, capture_output=True,
+        )
+        return json.loads(out_path.read_text())
+
+    init = run("init_calculate_registration", {"zarr_urls": urls, "zarr_dir": str(tmp_path)}, "i")
+    (item,) = init["parallelization_list"]
+    run("calculate_registration", {**item, "channel": DAPI}, "c")
+    row = table(item["zarr_url"], "FOV_ROI_table").loc["FOV_1"]
+    assert math.isclose(row["translation_x"] / plate.pixel_size_um, -3, abs_tol=0.1)
