@@ -1,4 +1,5 @@
-"""Polygon extraction with measurements against regionprops_table and a naive loop.
+"""Polygon extraction with measurements against regionprops_table and a naive loop,
+then writing every ROI file format for the same ROIs.
 
     python benchmarks/bench_rois.py            # 4096 x 4096, 10,000 objects
     python benchmarks/bench_rois.py --size 512 --objects 100   # quick
@@ -8,11 +9,18 @@ with holes, area, perimeter, centroid, bounding box); skimage's
 `regionprops_table` with label, area, bbox and centroid (the floor: metadata
 only, no outline); and the naive way, `find_contours` on a whole-image mask
 per object, timed on a subset and extrapolated. Prints ratios to the floor.
+
+Then writes the extracted ROIs in each export format (bytes and file, in a
+temporary folder, through each format's `write` as `segment_to_rois` calls
+it) and all formats one after the other, as ratios to the extraction time
+(target: all exports together within 2x). A format whose optional package is
+missing is skipped.
 """
 
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
 
 import numpy as np
@@ -20,7 +28,20 @@ from skimage.draw import disk
 from skimage.measure import find_contours, regionprops_table
 from skimage.segmentation import expand_labels
 
+from fractal_roi_tasks.errors import InvalidInputError
+from fractal_roi_tasks.formats import FORMATS, get_format
 from fractal_roi_tasks.rois import extract_rois
+
+# What segment_to_rois passes to the writers for a well image at level 0.
+EXPORT_CONTEXT = {
+    "zarr_url": "/data/plate.zarr/B/03/0",
+    "well": "B03",
+    "image": "0",
+    "label_name": "nuclei",
+    "level": "0",
+    "scale": (1.0, 1.0),
+    "channel": None,
+}
 
 
 def make_label_image(size: int, n_objects: int, seed: int = 0) -> np.ndarray:
@@ -64,6 +85,26 @@ def naive_seconds(labels: np.ndarray, subset: int) -> float:
     return (time.perf_counter() - start) / len(chosen) * len(ids)
 
 
+def export_seconds(roi_set, repeats: int) -> dict[str, float]:
+    """Seconds to write each usable format, and all of them in a row, as the task does."""
+    formats = {}
+    for name in FORMATS:
+        try:
+            formats[name] = get_format(name)
+        except InvalidInputError:  # an optional package is missing: main says so
+            continue
+    with tempfile.TemporaryDirectory() as folder:
+
+        def write(names):
+            for name in names:
+                fmt = formats[name]
+                fmt.write(f"{folder}/B03_0_nuclei_rois{fmt.EXTENSION}", roi_set, context=EXPORT_CONTEXT)
+
+        seconds = {name: best_of(repeats, lambda name=name: write([name])) for name in formats}
+        seconds["all"] = best_of(repeats, lambda: write(list(formats)))
+    return seconds
+
+
 def run(size: int, n_objects: int, repeats: int, naive_subset: int) -> dict[str, float]:
     labels = make_label_image(size, n_objects)
     extract_rois(labels[:64, :64])  # warm imports and caches
@@ -73,7 +114,12 @@ def run(size: int, n_objects: int, repeats: int, naive_subset: int) -> dict[str,
         lambda: regionprops_table(labels, properties=("label", "area", "bbox", "centroid")),
     )
     naive = naive_seconds(labels, naive_subset)
-    return {"objects": len(np.unique(labels)) - 1, "ours": ours, "floor": floor, "naive": naive}
+    roi_set = extract_rois(labels, shape="polygon", spacing=(0.325, 0.325))
+    exports = export_seconds(roi_set, repeats)
+    result = {"objects": len(np.unique(labels)) - 1, "ours": ours, "floor": floor, "naive": naive}
+    result.update({f"export_{name}": seconds for name, seconds in exports.items() if name != "all"})
+    result["exports"] = exports["all"]
+    return result
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
@@ -88,6 +134,14 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     print(f"regionprops_table (floor): {result['floor']:.3f} s   = 1.00x")
     print(f"extract_rois polygons:     {result['ours']:.3f} s   = {result['ours'] / result['floor']:.2f}x floor (target <= 3x)")
     print(f"naive find_contours loop:  {result['naive']:.3f} s   = {result['naive'] / result['floor']:.1f}x floor (extrapolated)")
+    print("writing the ROI files (bytes + file, as segment_to_rois writes them):")
+    for name in FORMATS:
+        seconds = result.get(f"export_{name}")
+        if seconds is None:
+            print(f"  {name:9s} skipped (its optional package is not installed)")
+        else:
+            print(f"  {name:9s} {seconds:.3f} s   = {seconds / result['ours']:.2f}x extraction")
+    print(f"  all       {result['exports']:.3f} s   = {result['exports'] / result['ours']:.2f}x extraction (target <= 2x)")
     return result
 
 

@@ -7,6 +7,7 @@ when (x + 0.5, y + 0.5) is inside, even-odd over a polygon's rings;
 
 import json
 import math
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -14,7 +15,7 @@ import pytest
 
 from fractal_roi_tasks.errors import InvalidInputError
 from fractal_roi_tasks.formats import geojson, get_format
-from fractal_roi_tasks.rois import ObjectRoi, Polyline, RoiSet, extract_rois
+from fractal_roi_tasks.rois import ObjectRoi, Point, Polyline, RoiSet, extract_rois
 from fractal_roi_tasks.sample_data import load_cardiomyocyte_nuclei
 from tests.consumer_raster import fill_even_odd, paint
 from tests.label_cases import hard_cases_2d, hard_cases_3d
@@ -317,3 +318,29 @@ def test_3d_branches_split_into_runs_of_constant_z(tmp_path):
         ("label-0005-branch-000", "Point", 2, [5.5, 5.5]),
         ("label-0008-branch-000", "LineString", 2, [[20.5, 20.5], [21.5, 21.5]]),
     ]
+
+
+@pytest.mark.parametrize("kind", ["polygon", "mask", "ellipse", "point"])
+@pytest.mark.parametrize("ndim", [2, 3])
+def test_text_is_what_json_dumps_writes(kind, ndim):
+    """The collection, built as text in bulk, is the compact JSON json.dumps writes for it."""
+    labels = hard_cases_3d() if ndim == 3 else hard_cases_2d()
+    roi_set = extract_rois(labels, shape=kind, spacing=(1.0, 0.5, 0.5)[-ndim:])
+    roi_set.features["mean_intensity"] = np.nan
+    roi_set.features["kind"] = 'a "b"\tc'
+    for context in (None, {"scale": (1.0, 1.5, 1.5)[-ndim:], "channel": 1, "label_name": "n\u00e9"}):
+        text = geojson.to_bytes(roi_set, context=context).decode()
+        assert json.dumps(json.loads(text), separators=(",", ":"), allow_nan=False) == text
+    for roi_set in (skeleton_roi_set(2), skeleton_roi_set(3)):
+        text = geojson.to_bytes(roi_set).decode()
+        assert json.dumps(json.loads(text), separators=(",", ":"), allow_nan=False) == text
+
+
+def test_non_finite_coordinates_are_refused():
+    roi_set = extract_rois(hard_cases_2d(), shape="point")
+    with pytest.raises(InvalidInputError, match="one positive factor per image axis"):
+        geojson.to_bytes(roi_set, context={"scale": (np.inf, np.inf)})
+    first = roi_set.rois[0]
+    broken = replace(first, shapes=(Point(position=(np.nan, 1.0)),))
+    with pytest.raises(InvalidInputError, match="finite numbers"):
+        geojson.to_bytes(replace(roi_set, rois=(broken, *roi_set.rois[1:])))

@@ -342,3 +342,45 @@ def test_3d_branches_split_into_runs_of_constant_z(tmp_path):
         ("label-0005-branch-001-z00-02", ROI_TYPE.POLYLINE, 1, [[3.5, 1.5], [4.5, 1.5]]),
         ("label-0008-branch-000-z02", ROI_TYPE.POLYLINE, 3, [[20.5, 20.5], [21.5, 21.5]]),
     ]
+
+
+@pytest.mark.parametrize("scale", [1.0, 1.5])
+def test_single_outlines_are_the_rois_roifile_makes_from_their_points(scale):
+    roi_set = extract_rois(hard_cases_2d())
+    rois = imagej.imagej_rois(roi_set, context={"scale": (scale, scale)})
+    simple = 0
+    for ij, roi in zip(rois, roi_set.rois):  # 2D: one ImageJ ROI per object
+        if ij.composite:
+            continue
+        ((polygon,),) = [roi.shapes]
+        ring = (polygon.exterior[:, ::-1] + 0.5) * scale  # corner-based x, y
+        if np.array_equal(ring, np.round(ring)):
+            expected = roifile.ImagejRoi.frompoints(np.round(ring).astype(np.int32))
+            expected.roitype, expected.options = ROI_TYPE.TRACED, ROI_OPTIONS.NONE
+        else:
+            expected = roifile.ImagejRoi.frompoints(ring)
+            expected.roitype = ROI_TYPE.POLYGON
+            expected.options = ROI_OPTIONS.SUB_PIXEL_RESOLUTION
+        expected.name, expected.props = ij.name, ij.props
+        assert ij.tobytes() == expected.tobytes()
+        simple += 1
+    assert simple == 3  # objects 9, 11 and 12
+
+
+def test_properties_are_what_roifile_writes_for_the_row():
+    roi_set = skeleton_roi_set(3)
+    roi_set.features["z"] = -1.0  # the ROI's plane wins, as in {**row, "z": plane}
+    roi_set.features["label name"] = "column"  # same ImageJ key as label_name: the context wins
+    roi_set.features["note"] = "two  words\tand\na line"
+    rows = roi_set.features.to_dict(orient="records")
+    index = {(r.label, r.branch): n for n, r in enumerate(roi_set.rois)}
+    for ij in imagej.imagej_rois(roi_set, context={"label_name": "retic"}):
+        n = index[(ij.properties["label"], ij.properties["branch"])]
+        props = {**rows[n], "label_name": "retic", "z": ij.z_position - 1}
+        expected = roifile.ImagejRoi()
+        expected.properties = {
+            imagej._property_key(k): imagej._java_value(v) for k, v in props.items()
+        }
+        assert ij.props == expected.props
+        assert ij.properties["label_name"] == "retic"
+        assert ij.properties["note"] == "two words and a line"

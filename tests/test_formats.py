@@ -1,11 +1,14 @@
 """ROI file formats: bytes round trips and the registry."""
 
+import doctest
+import json
+
 import numpy as np
 import pytest
 
 from fractal_roi_tasks.errors import InvalidInputError
-from fractal_roi_tasks.formats import get_format, roi_json
-from fractal_roi_tasks.rois import SHAPE_KINDS, extract_rois
+from fractal_roi_tasks.formats import batch, get_format, roi_json
+from fractal_roi_tasks.rois import SHAPE_KINDS, RoiSet, extract_rois
 
 
 def sample_labels():
@@ -96,3 +99,58 @@ def test_a_format_missing_its_optional_package_is_refused_up_front(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_ome_types)
     with pytest.raises(InvalidInputError, match=r"fractal-roi-tasks\[ome-xml\]"):
         get_format("ome_xml")
+
+
+# --------------------------------------------------------------------------
+# Writing in bulk (formats/batch.py)
+
+
+@pytest.mark.parametrize("kind", SHAPE_KINDS)
+@pytest.mark.parametrize("ndim", [2, 3])
+def test_json_text_is_what_json_dumps_writes(kind, ndim):
+    """The ROIs' text, built in bulk, is the compact JSON json.dumps writes for it."""
+    labels = sample_labels() if ndim == 3 else sample_labels().max(axis=0)
+    roi_set = extract_rois(labels, shape=kind, spacing=(1.0, 0.5, 0.5)[-ndim:])
+    roi_set.features["mean_intensity"] = np.nan  # NaN as json.dumps writes it
+    text = roi_json.to_bytes(roi_set, context={"label_name": 'a "b" \\ c'}).decode()
+    assert json.dumps(json.loads(text), separators=(",", ":")) == text
+
+
+def test_numbers_are_formatted_once_per_value_exactly_as_given():
+    values = np.array([[0.5, -0.0], [0.0, 1e-7], [np.nan, 2.5], [1 / 3, 0.5]])
+    assert batch.number_texts(values).tolist() == [[repr(v) for v in row] for row in values.tolist()]
+    grid = np.arange(-4.0, 8.0, 0.5)  # half-integers: looked up in a table
+    assert batch.number_texts(grid).tolist() == [repr(v) for v in grid.tolist()]
+    calls = []
+    batch.number_texts(np.array([3.0, 3.0, 3.0, 4.0]), lambda v: calls.append(v) or str(v))
+    assert calls == [3.0, 4.0]
+
+
+def test_point_lists_follow_their_templates():
+    points = np.array([[0.0, 1.5], [2.0, -3.0], [4.0, 5.0], [6.0, 7.25]])
+    bounds = np.array([0, 2, 2, 4])  # the middle run is empty
+    assert batch.point_lists(points, bounds) == [
+        "[[0.0,1.5],[2.0,-3.0]]",
+        "[]",
+        "[[4.0,5.0],[6.0,7.25]]",
+    ]
+    xml = batch.point_lists(points, bounds, number=str, vertex="{},{}", sep=" ", wrap="{}")
+    assert xml == ["0.0,1.5 2.0,-3.0", "", "4.0,5.0 6.0,7.25"]
+    three = batch.point_lists(np.arange(6.0).reshape(2, 3), [0, 2], vertex="[{},{},{}]")
+    assert three == ["[[0.0,1.0,2.0],[3.0,4.0,5.0]]"]
+    with pytest.raises(ValueError, match="does not hold 3 values"):
+        batch.point_lists(np.zeros((1, 3)), [0, 1])
+
+
+def test_a_features_table_out_of_step_with_the_rois_is_refused():
+    roi_set = extract_rois(sample_labels())
+    features = roi_set.features.iloc[:-1]
+    short = RoiSet(roi_set.kind, roi_set.rois, features, roi_set.image_shape, roi_set.spacing)
+    for name in ("json", "imagej", "geojson", "ome_xml"):
+        with pytest.raises(InvalidInputError, match="expected one row per ROI"):
+            get_format(name).to_bytes(short)
+
+
+def test_batch_doctests():
+    result = doctest.testmod(batch)
+    assert result.attempted > 0 and result.failed == 0

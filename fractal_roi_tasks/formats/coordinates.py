@@ -12,9 +12,12 @@ corners; a pixel centre (c = k) lands on the centre k + 0.5 of that pixel.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
+
+from fractal_roi_tasks.rois.shapes import Ellipse
 
 
 def to_corner_based(points: np.ndarray, scale: Sequence[float] | None = None) -> np.ndarray:
@@ -41,3 +44,41 @@ def from_corner_based(points: np.ndarray, scale: Sequence[float] | None = None) 
     points = np.asarray(points, dtype=np.float64)
     factor = np.ones(points.shape[-1]) if scale is None else np.asarray(scale, float)
     return points / factor - 0.5
+
+def full_resolution_plane(z, scale: np.ndarray) -> int | None:
+    """The full-resolution plane holding level plane (or point) `z`; None in 2D.
+
+    The plane whose [k, k + 1) interval holds the corner-based z; on a
+    boundary (a downsampled z) the lower one.
+    """
+    if z is None:
+        return None
+    corner = float(to_corner_based(np.array([[float(z)]]), scale[:1])[0, 0])
+    return max(0, math.ceil(corner) - 1)
+
+
+def scaled_ellipse(ellipse: Ellipse, scale: np.ndarray):
+    """(center (x, y), a, b, angle) of an ellipse in corner-based full-resolution pixels."""
+    sy, sx = float(scale[-2]), float(scale[-1])
+    cy, cx = to_corner_based(np.asarray([ellipse.center], float), scale[-2:])[0]
+    a, b = (float(v) for v in ellipse.semi_axes)
+    angle = float(ellipse.angle)
+    if sy == sx:
+        return (cx, cy), a * sx, b * sx, angle
+    # Anisotropic scale: map the ellipse's covariance (x, y order) and re-fit.
+    rot = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
+    cov = rot @ np.diag([a * a, b * b]) @ rot.T
+    stretch = np.diag([sx, sy])
+    values, vectors = np.linalg.eigh(stretch @ cov @ stretch)
+    major = vectors[:, 1]
+    return (
+        (cx, cy),
+        math.sqrt(values[1]),
+        math.sqrt(max(values[0], 0.0)),
+        math.atan2(major[1], major[0]),
+    )
+
+
+def is_axis_aligned(a: float, b: float, angle: float) -> bool:
+    """True when the ellipse's axes are along x and y (or it is a circle)."""
+    return abs((a * a - b * b) * math.sin(angle) * math.cos(angle)) <= 1e-12 * max(a * a, 1e-300)

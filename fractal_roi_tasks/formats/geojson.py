@@ -52,16 +52,33 @@ import json
 import logging
 import math
 import zlib
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
 
 from fractal_roi_tasks.errors import InvalidInputError
-from fractal_roi_tasks.formats.coordinates import to_corner_based
+from fractal_roi_tasks.formats.batch import (
+    Template,
+    by_plane,
+    feature_columns,
+    gather_rings,
+    json_key,
+    json_texts,
+    object_polygons,
+    point_lists,
+    signed_areas,
+)
+from fractal_roi_tasks.formats.context import channel_of, name_widths, scale_of
+from fractal_roi_tasks.formats.coordinates import (
+    full_resolution_plane,
+    is_axis_aligned,
+    scaled_ellipse,
+    to_corner_based,
+)
 from fractal_roi_tasks.io.atomic import write_bytes_atomic
 from fractal_roi_tasks.rois.shapes import (
     Ellipse,
-    Mask,
     ObjectRoi,
     Point,
     Polygon,
@@ -73,12 +90,13 @@ logger = logging.getLogger(__name__)
 
 EXTENSION = ".geojson"
 ELLIPSE_VERTICES = 72  # a multiple of 4: the ends of both axes are vertices
+_JSON = json.JSONEncoder(separators=(",", ":"))
+_NON_FINITE = frozenset(json_texts([math.nan, math.inf, -math.inf]))
 
 
 def to_bytes(roi_set: RoiSet, *, context: dict | None = None) -> bytes:
     """The GeoJSON text of `roi_set` (UTF-8)."""
-    collection = feature_collection(roi_set, context=context)
-    return json.dumps(collection, separators=(",", ":"), allow_nan=False).encode()
+    return _collection_text(roi_set, context or {}).encode()
 
 
 def from_bytes(data: bytes) -> dict:
@@ -127,52 +145,70 @@ def feature_rings(feature: dict) -> list[np.ndarray]:
 
 def feature_collection(roi_set: RoiSet, *, context: dict | None = None) -> dict:
     """The FeatureCollection of `roi_set` as a dict (what `to_bytes` writes)."""
-    context = context or {}
+    return json.loads(to_bytes(roi_set, context=context))
+
+
+def _collection_text(roi_set: RoiSet, context: dict) -> str:
+    """The FeatureCollection as compact JSON, written as text, outlines in bulk."""
     ndim = len(roi_set.image_shape)
-    scale = _scale(context, ndim)
-    channel = _channel(context)
-    label_name = context.get("label_name") or "objects"
-    classification = {"name": str(label_name), "color": class_color(str(label_name))}
-    records = roi_set.features.to_dict(orient="records")
-    if len(records) != len(roi_set.rois):
-        raise InvalidInputError(
-            f"The ROI set has {len(roi_set.rois)} ROIs but {len(records)} feature rows; "
-            "expected one row per ROI."
-        )
-    label_width, branch_width = _name_widths(roi_set.rois)
-    features = []
-    for roi, row in zip(roi_set.rois, records):
+    scale = scale_of(context, ndim)
+    channel = channel_of(context)
+    properties = _properties(roi_set, str(context.get("label_name") or "objects"))
+    polygons = [object_polygons(roi) for roi in roi_set.rois]
+    outlines = iter(_outline_texts([p for group in polygons for p in group], scale))
+    text = Template()
+    text.add('{"type":"FeatureCollection","features":[')
+    n_features = 0
+    for roi, props, group in zip(roi_set.rois, properties, polygons):
+        coordinates = list(islice(outlines, len(group)))
+        for plane, geometry in _geometries(roi, group, coordinates, scale, ndim):
+            text.add("," if n_features else "", '{"type":"Feature","geometry":{', *geometry)
+            text.add(_plane_member(plane, channel), '},"properties":', props, "}")
+            n_features += 1
+    text.add("]}")
+    logger.debug("%d GeoJSON features from %d %s ROIs", n_features, len(roi_set.rois), roi_set.kind)
+    return text.render(number=_coordinate)
+
+
+def _properties(roi_set: RoiSet, label_name: str) -> list[str]:
+    """The ``properties`` object of each ROI, the same for every plane of it."""
+    columns = feature_columns(roi_set)
+    classification = _JSON.encode({"name": label_name, "color": class_color(label_name)})
+    measurements = _measurements(columns, len(roi_set.rois))
+    texts = {k: v for k, v in columns.items() if any(issubclass(t, str) for t in set(map(type, v)))}
+    label_width, branch_width = name_widths(roi_set.rois)
+    properties = []
+    for n, (roi, values) in enumerate(zip(roi_set.rois, measurements)):
         name = f"label-{roi.label:0{label_width}d}"
-        metadata = {"label": str(roi.label), "label_name": str(label_name)}
+        metadata = {"label": str(roi.label), "label_name": label_name}
         if roi.branch is not None:
             name += f"-branch-{roi.branch:0{branch_width}d}"
             metadata["branch"] = str(roi.branch)
-        measurements = {str(k): _number(v) for k, v in row.items() if _number(v) is not None}
-        metadata.update({str(k): " ".join(v.split()) for k, v in row.items() if isinstance(v, str)})
-        for plane, geometry in _geometries(roi, scale, ndim):
-            if plane is not None or channel is not None:
-                geometry["plane"] = {
-                    "c": -1 if channel is None else channel,
-                    "z": 0 if plane is None else plane,
-                    "t": 0,
-                }
-            features.append(
-                {
-                    "type": "Feature",
-                    "geometry": geometry,
-                    "properties": {
-                        "objectType": "detection",
-                        "name": name,
-                        "classification": classification,
-                        "measurements": measurements,
-                        "metadata": metadata,
-                    },
-                }
-            )
-    logger.debug(
-        "%d GeoJSON features from %d %s ROIs", len(features), len(roi_set.rois), roi_set.kind
-    )
-    return {"type": "FeatureCollection", "features": features}
+        for key, column in texts.items():
+            if isinstance(column[n], str):
+                metadata[str(key)] = " ".join(column[n].split())
+        properties.append(
+            f'{{"objectType":"detection","name":{_JSON.encode(name)},'
+            f'"classification":{classification},"measurements":{{{values}}},'
+            f'"metadata":{_JSON.encode(metadata)}}}'
+        )
+    return properties
+
+
+def _measurements(columns: dict[str, list], n_rois: int) -> list[str]:
+    """The members of each ROI's ``measurements``: ``"key":number``, finite numbers only."""
+    members = [_number_members(key, values) for key, values in columns.items()]
+    if not members:
+        return [""] * n_rois
+    return [",".join(filter(None, row)) for row in zip(*members)]
+
+
+def _number_members(key, values: list) -> list[str | None]:
+    """``"key":number`` for each value of a column; None where not a finite number."""
+    prefix = json_key(str(key)) + ":"
+    if set(map(type, values)) <= {int, float}:  # the usual table: no per-value type checks
+        return [None if t in _NON_FINITE else prefix + t for t in json_texts(values)]
+    return [None if (t := _number_text(v)) is None else prefix + t for v in values]
 
 
 def class_color(name: str) -> list[int]:
@@ -189,78 +225,67 @@ def class_color(name: str) -> list[int]:
 # Shapes -> geometries
 
 
-def _geometries(roi: ObjectRoi, scale: np.ndarray, ndim: int):
-    """Yield (full-resolution plane or None, geometry) for one object's shapes."""
-    polygons = [s for s in roi.shapes if isinstance(s, Polygon)]
-    for shape in roi.shapes:
-        if isinstance(shape, Mask):
-            polygons.extend(_mask_polygons(shape))
-    by_plane: dict = {}
-    for polygon in polygons:
-        by_plane.setdefault(polygon.z, []).append(polygon)
-    for z, group in by_plane.items():
-        rings = [
-            [_ring(p.exterior, scale, exterior=True)]
-            + [_ring(h, scale, exterior=False) for h in p.holes]
-            for p in group
-        ]
-        if len(rings) == 1:
-            geometry = {"type": "Polygon", "coordinates": rings[0]}
+def _geometries(roi: ObjectRoi, polygons: list, outlines: list[str], scale, ndim: int):
+    """Yield (full-resolution plane or None, the geometry's members) for one object.
+
+    `polygons` are the object's regions (`object_polygons`) and `outlines`
+    the text of their rings; the members are text and arrays for `Template`.
+    """
+    for z, members in by_plane(polygons).items():
+        if len(members) == 1:
+            geometry = f'"type":"Polygon","coordinates":{outlines[members[0]]}'
         else:
-            geometry = {"type": "MultiPolygon", "coordinates": rings}
-        yield _plane(z, scale), geometry
+            pieces = ",".join(outlines[m] for m in members)
+            geometry = f'"type":"MultiPolygon","coordinates":[{pieces}]'
+        yield full_resolution_plane(z, scale), [geometry]
     for shape in roi.shapes:
         if isinstance(shape, Ellipse):
-            yield _plane(shape.z, scale), _ellipse_geometry(shape, scale)
+            yield full_resolution_plane(shape.z, scale), _ellipse_geometry(shape, scale)
         elif isinstance(shape, Point):
             position = np.asarray(shape.position, float)
             xy = to_corner_based(position[None, -2:], scale[-2:])[0, ::-1]
-            plane = _plane(position[0], scale) if ndim == 3 else None
-            yield plane, {"type": "Point", "coordinates": xy.tolist()}
+            plane = full_resolution_plane(position[0], scale) if ndim == 3 else None
+            yield plane, [_point_geometry(xy)]
         elif isinstance(shape, Polyline):
             yield from _line_geometries(shape, scale)
 
 
-def _mask_polygons(mask: Mask) -> list[Polygon]:
-    """The exact outline of a mask, as polygons in the image's coordinates."""
-    from fractal_roi_tasks.rois.extract import extract_rois
+def _outline_texts(polygons: list[Polygon], scale: np.ndarray) -> list[str]:
+    """The coordinates of each polygon: closed rings, oriented by the right-hand rule.
 
-    traced = extract_rois(np.asarray(mask.mask).astype(np.uint8), shape="polygon")
-    offset = np.asarray(mask.origin[-2:], float)
-    z0 = mask.origin[0] if len(mask.origin) == 3 else 0
-    return [
-        Polygon(
-            exterior=p.exterior + offset,
-            holes=tuple(h + offset for h in p.holes),
-            z=None if p.z is None else p.z + z0,
-        )
-        for roi in traced.rois
-        for p in roi.shapes
-    ]
+    All rings are converted, oriented and formatted at once; exteriors get a
+    positive shoelace area in (x, y), holes a negative one.
+    """
+    rings = gather_rings(polygons)
+    xy = to_corner_based(rings.points, scale[-2:])[:, ::-1]
+    reverse = (signed_areas(xy, rings.bounds) > 0) == rings.hole
+    order, bounds = _closed(rings.bounds, reverse)
+    texts = point_lists(xy[order], bounds, number=_coordinate)
+    return ["[" + ",".join(group) + "]" for group in rings.per_polygon(texts)]
 
 
-def _ring(ring_yx: np.ndarray, scale: np.ndarray, *, exterior: bool) -> list:
-    """A closed GeoJSON ring, oriented by the right-hand rule on (x, y)."""
-    xy = to_corner_based(ring_yx, scale[-2:])[:, ::-1]
-    x, y = xy[:, 0], xy[:, 1]
-    area = 0.5 * float(np.dot(x, np.roll(y, -1)) - np.dot(np.roll(x, -1), y))
-    if (area > 0) != exterior:
-        xy = xy[::-1]
-    return np.concatenate([xy, xy[:1]]).tolist()
+def _closed(bounds: np.ndarray, reverse: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(vertex order, new bounds) that reverse some rings and repeat each ring's first vertex."""
+    lengths = np.diff(bounds)
+    order = np.arange(bounds[-1])
+    first = np.repeat(bounds[:-1], lengths)
+    last = np.repeat(bounds[1:] - 1, lengths)
+    order = np.where(np.repeat(reverse, lengths), first + last - order, order)
+    filled = lengths > 0
+    closed = np.insert(order, bounds[1:][filled], order[bounds[:-1][filled]])
+    return closed, bounds + np.concatenate([[0], np.cumsum(filled)])
 
 
-def _ellipse_geometry(ellipse: Ellipse, scale: np.ndarray) -> dict:
-    center, a, b, angle = _scaled_ellipse(ellipse, scale)
-    aligned = _axis_aligned(a, b, angle)
+def _ellipse_geometry(ellipse: Ellipse, scale: np.ndarray) -> list:
+    center, a, b, angle = scaled_ellipse(ellipse, scale)
+    aligned = is_axis_aligned(a, b, angle)
     if aligned:  # snap to the axes so the ring's bounding box is the ellipse's
         hx = math.hypot(a * math.cos(angle), b * math.sin(angle))
         hy = math.hypot(a * math.sin(angle), b * math.cos(angle))
         a, b, angle = hx, hy, 0.0
     xy = ellipse_vertices(center, a, b, angle)  # positive area in (x, y): an exterior
-    geometry = {"type": "Polygon", "coordinates": [np.concatenate([xy, xy[:1]]).tolist()]}
-    if aligned:
-        geometry["isEllipse"] = True
-    return geometry
+    flag = ',"isEllipse":true' if aligned else ""
+    return ['"type":"Polygon","coordinates":[', np.concatenate([xy, xy[:1]]), "]" + flag]
 
 
 def ellipse_vertices(center, a: float, b: float, angle: float, n: int = ELLIPSE_VERTICES):
@@ -289,86 +314,43 @@ def _line_geometries(line: Polyline, scale: np.ndarray):
         runs = [points]
     for run in runs:
         xy = to_corner_based(run[:, -2:], scale[-2:])[:, ::-1]
-        plane = _plane(run[0, 0], scale) if run.shape[1] == 3 else None
+        plane = full_resolution_plane(run[0, 0], scale) if run.shape[1] == 3 else None
         if len(xy) == 1:
-            yield plane, {"type": "Point", "coordinates": xy[0].tolist()}
+            yield plane, [_point_geometry(xy[0])]
         else:
-            yield plane, {"type": "LineString", "coordinates": xy.tolist()}
+            yield plane, ['"type":"LineString","coordinates":', xy]
+
+
+def _point_geometry(xy: np.ndarray) -> str:
+    x, y = (_coordinate(v) for v in xy.tolist())
+    return f'"type":"Point","coordinates":[{x},{y}]'
+
+
+def _plane_member(plane: int | None, channel: int | None) -> str:
+    """QuPath's ``plane`` member of a geometry, for 3D images or a given channel."""
+    if plane is None and channel is None:
+        return ""
+    c = -1 if channel is None else channel
+    return f',"plane":{{"c":{c},"z":{0 if plane is None else plane},"t":0}}'
 
 
 # --------------------------------------------------------------------------
 # Helpers
 
 
-def _plane(z, scale: np.ndarray) -> int | None:
-    """The full-resolution plane holding level plane (or point) `z`; None in 2D."""
-    if z is None:
-        return None
-    corner = float(to_corner_based(np.array([[float(z)]]), scale[:1])[0, 0])
-    return max(0, math.ceil(corner) - 1)
-
-
-def _scaled_ellipse(ellipse: Ellipse, scale: np.ndarray):
-    """(center (x, y), a, b, angle) in full-resolution, corner-based pixels."""
-    sy, sx = float(scale[-2]), float(scale[-1])
-    cy, cx = to_corner_based(np.asarray([ellipse.center], float), scale[-2:])[0]
-    a, b = (float(v) for v in ellipse.semi_axes)
-    angle = float(ellipse.angle)
-    if sy == sx:
-        return (cx, cy), a * sx, b * sx, angle
-    rot = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
-    cov = rot @ np.diag([a * a, b * b]) @ rot.T
-    stretch = np.diag([sx, sy])
-    values, vectors = np.linalg.eigh(stretch @ cov @ stretch)
-    major = vectors[:, 1]
-    return (
-        (cx, cy),
-        math.sqrt(values[1]),
-        math.sqrt(max(values[0], 0.0)),
-        math.atan2(major[1], major[0]),
-    )
-
-
-def _axis_aligned(a: float, b: float, angle: float) -> bool:
-    return abs((a * a - b * b) * math.sin(angle) * math.cos(angle)) <= 1e-12 * max(a * a, 1e-300)
-
-
-def _scale(context: dict, ndim: int) -> np.ndarray:
-    scale = context.get("scale")
-    if scale is None:
-        return np.ones(ndim)
-    values = np.asarray(scale, float)
-    if values.shape != (ndim,) or not np.all(values > 0):
-        raise InvalidInputError(
-            f"context['scale'] must give one positive factor per image axis ({ndim} values, "
-            f"level pixel size over full-resolution pixel size), got {scale!r}."
-        )
-    return values
-
-
-def _channel(context: dict) -> int | None:
-    channel = context.get("channel")
-    if channel is None:
-        return None
-    if isinstance(channel, bool) or not isinstance(channel, (int, np.integer)) or channel < 0:
-        raise InvalidInputError(
-            f"context['channel'] must be a 0-based channel index (int >= 0), got {channel!r}."
-        )
-    return int(channel)
-
-
-def _name_widths(rois) -> tuple[int, int]:
-    labels = [r.label for r in rois] or [0]
-    branches = [r.branch for r in rois if r.branch is not None] or [0]
-    return max(4, len(str(max(labels)))), max(3, len(str(max(branches))))
-
-
-def _number(value) -> float | int | None:
-    """A finite JSON number, or None."""
+def _number_text(value) -> str | None:
+    """A number as JSON writes it, or None if not a finite number."""
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
+    if isinstance(value, float):
+        return float.__repr__(value) if math.isfinite(value) else None
+    return int.__repr__(value)
+
+
+def _coordinate(value: float) -> str:
+    """A coordinate as JSON writes it; JSON has no NaN or infinity."""
+    if not math.isfinite(value):
+        raise InvalidInputError(f"GeoJSON coordinates must be finite numbers, got {value!r}.")
+    return float.__repr__(value)

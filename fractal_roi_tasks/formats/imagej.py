@@ -59,13 +59,26 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+from roifile import ROI_OPTIONS, ROI_SUBTYPE, ROI_TYPE, ImagejRoi
 
 from fractal_roi_tasks.errors import InvalidInputError
-from fractal_roi_tasks.formats.coordinates import to_corner_based
+from fractal_roi_tasks.formats.batch import (
+    by_plane,
+    feature_columns,
+    float_texts,
+    gather_rings,
+    object_polygons,
+)
+from fractal_roi_tasks.formats.context import channel_of, name_widths, scale_of
+from fractal_roi_tasks.formats.coordinates import (
+    full_resolution_plane,
+    is_axis_aligned,
+    scaled_ellipse,
+    to_corner_based,
+)
 from fractal_roi_tasks.io.atomic import write_bytes_atomic
 from fractal_roi_tasks.rois.shapes import (
     Ellipse,
-    Mask,
     ObjectRoi,
     Point,
     Polygon,
@@ -81,23 +94,25 @@ ELLIPSE_VERTICES = 72  # as ImageJ's EllipseRoi; a multiple of 4 keeps the axis 
 # and reads values below -5000 as unsigned; floats beyond that range.
 _INT_RANGE = (-5000, 60535)
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # fixed, so the same ROIs give the same bytes
+# Entries are stored, not deflated: deflating thousands of 1-2 kB entries
+# (zlib sets up a fresh stream for each) took longer than building the ROIs,
+# for a file about 2.7 times smaller. Fiji reads both.
+_ZIP_METHOD = zipfile.ZIP_STORED
 
 
 def to_bytes(roi_set: RoiSet, *, context: dict | None = None) -> bytes:
     """The RoiSet zip of `roi_set`: one ``<name>.roi`` entry per ImageJ ROI."""
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+    with zipfile.ZipFile(buffer, "w", _ZIP_METHOD) as archive:
         for roi in imagej_rois(roi_set, context=context):
             info = zipfile.ZipInfo(f"{roi.name}.roi", date_time=_ZIP_DATE)
-            info.compress_type = zipfile.ZIP_DEFLATED
+            info.compress_type = _ZIP_METHOD
             archive.writestr(info, roi.tobytes())
     return buffer.getvalue()
 
 
 def from_bytes(data: bytes) -> list:
     """Parse a RoiSet zip (or a single ``.roi``): a list of `roifile.ImagejRoi`."""
-    from roifile import ImagejRoi
-
     if data[:4] == b"Iout":
         return [ImagejRoi.frombytes(data)]
     try:
@@ -129,37 +144,28 @@ def imagej_rois(roi_set: RoiSet, *, context: dict | None = None) -> list:
     """
     context = context or {}
     ndim = len(roi_set.image_shape)
-    scale = _scale(context, ndim)
-    channel = _channel(context)
-    records = roi_set.features.to_dict(orient="records")
-    if len(records) != len(roi_set.rois):
-        raise InvalidInputError(
-            f"The ROI set has {len(roi_set.rois)} ROIs but {len(records)} feature rows; "
-            "expected one row per ROI."
-        )
-    label_width, branch_width = _name_widths(roi_set.rois)
+    scale = scale_of(context, ndim)
+    channel = channel_of(context)
+    properties = _Properties(feature_columns(roi_set), roi_set.rois, context.get("label_name"))
+    label_width, branch_width = name_widths(roi_set.rois)
     plane_width = max(2, len(str(max(0, math.ceil(roi_set.image_shape[0] * scale[0]) - 1))))
+    polygons = [object_polygons(roi) for roi in roi_set.rois]
+    outlines = _Outlines([p for group in polygons for p in group], scale)
     named: list[tuple[str, object]] = []
-    for roi, measurements in zip(roi_set.rois, records):
+    first = 0
+    for n, (roi, group) in enumerate(zip(roi_set.rois, polygons)):
         base = f"label-{roi.label:0{label_width}d}"
         if roi.branch is not None:
             base += f"-branch-{roi.branch:0{branch_width}d}"
-        props = dict(measurements)
-        if roi.branch is not None:
-            props.setdefault("branch", roi.branch)
-        if context.get("label_name"):
-            props["label_name"] = context["label_name"]
-        for plane, ij in _shape_rois(roi, scale, ndim):
+        for plane, ij in _shape_rois(roi, group, first, outlines, scale, ndim):
             name = base if plane is None else f"{base}-z{plane:0{plane_width}d}"
             ij.c_position = 0 if channel is None else channel + 1
             ij.z_position = 0 if plane is None else plane + 1
             ij.t_position = 0
             ij.position = 0
-            ij.properties = {
-                _property_key(k): _java_value(v)
-                for k, v in ({**props, "z": plane} if plane is not None else props).items()
-            }
+            ij.props = properties.text(n, plane)
             named.append((name, ij))
+        first += len(group)
     rois = []
     for name, ij in _unique(named):
         ij.name = name
@@ -172,76 +178,94 @@ def imagej_rois(roi_set: RoiSet, *, context: dict | None = None) -> list:
 # Shapes -> ImageJ ROIs
 
 
-def _shape_rois(roi: ObjectRoi, scale: np.ndarray, ndim: int):
-    """Yield (full-resolution plane or None, ImagejRoi) for the shapes of one object."""
-    polygons = [s for s in roi.shapes if isinstance(s, Polygon)]
-    for shape in roi.shapes:
-        if isinstance(shape, Mask):
-            polygons.extend(_mask_polygons(shape))
-    by_plane: dict = {}
-    for polygon in polygons:
-        by_plane.setdefault(polygon.z, []).append(polygon)
-    for z, group in by_plane.items():
-        yield _plane(z, scale), _outline_roi(group, scale)
+def _shape_rois(roi: ObjectRoi, polygons: list, first: int, outlines, scale, ndim: int):
+    """Yield (full-resolution plane or None, ImagejRoi) for the shapes of one object.
+
+    `polygons` are the object's regions (`object_polygons`), numbered from
+    `first` in `outlines`.
+    """
+    for z, members in by_plane(polygons).items():
+        yield full_resolution_plane(z, scale), outlines.roi([first + m for m in members])
     for shape in roi.shapes:
         if isinstance(shape, Ellipse):
-            yield _plane(shape.z, scale), _ellipse_roi(shape, scale)
+            yield full_resolution_plane(shape.z, scale), _ellipse_roi(shape, scale)
         elif isinstance(shape, Point):
             position = np.asarray(shape.position, float)
             xy = to_corner_based(position[None, -2:], scale[-2:])[0, ::-1]
-            plane = _plane(position[0], scale) if ndim == 3 else None
+            plane = full_resolution_plane(position[0], scale) if ndim == 3 else None
             yield plane, _point_roi(xy)
         elif isinstance(shape, Polyline):
             yield from _polyline_rois(shape, scale, ndim)
 
 
-def _mask_polygons(mask: Mask) -> list[Polygon]:
-    """The exact outline of a mask, as polygons in the image's coordinates."""
-    from fractal_roi_tasks.rois.extract import extract_rois
+class _Outlines:
+    """The ImageJ outline ROI of any group of polygons, all rings converted at once.
 
-    traced = extract_rois(np.asarray(mask.mask).astype(np.uint8), shape="polygon")
-    offset = np.asarray(mask.origin[-2:], float)
-    z0 = mask.origin[0] if len(mask.origin) == 3 else 0
-    return [
-        Polygon(
-            exterior=p.exterior + offset,
-            holes=tuple(h + offset for h in p.holes),
-            z=None if p.z is None else p.z + z0,
-        )
-        for roi in traced.rois
-        for p in roi.shapes
-    ]
+    One ring: a TRACED polygon when every corner is an integer in ImageJ's
+    16-bit range, else a sub-pixel POLYGON (what ``ImagejRoi.frompoints``
+    makes of int32 or float points); several rings (pieces, holes): a
+    composite ROI.
+    """
 
-
-def _outline_roi(polygons: list[Polygon], scale: np.ndarray):
-    from roifile import ROI_OPTIONS, ROI_TYPE, ImagejRoi
-
-    rings = [_xy(r, scale) for p in polygons for r in (p.exterior, *p.holes)]
-    if len(rings) == 1:
-        ring = rings[0]
+    def __init__(self, polygons: list[Polygon], scale: np.ndarray):
+        rings = gather_rings(polygons)
+        self.xy = _xy(rings.points, scale)
+        self.bounds = rings.bounds.tolist()
+        self.rings_of = rings.per_polygon(list(range(len(rings.hole))))
+        if not len(self.xy):  # nothing to measure (and reduceat needs data)
+            return
+        starts = rings.bounds[:-1]
+        rounded = np.round(self.xy)
+        corners = rounded.astype(np.int32)
         lo, hi = _INT_RANGE
-        if np.array_equal(ring, np.round(ring)) and ring.min() >= lo and ring.max() <= hi:
-            ij = ImagejRoi.frompoints(np.round(ring).astype(np.int32))
-            ij.roitype = ROI_TYPE.TRACED
-            ij.options = ROI_OPTIONS.NONE
-        else:
-            ij = ImagejRoi.frompoints(ring)
-            ij.roitype = ROI_TYPE.POLYGON
-            ij.options = ROI_OPTIONS.SUB_PIXEL_RESOLUTION
-        return ij
-    # ImageJ's composite (ShapeRoi): java.awt.geom path segments, even-odd filled.
+        self.traced = (
+            np.logical_and.reduceat((self.xy == rounded).all(axis=1), starts)
+            & (np.minimum.reduceat(self.xy, starts).min(axis=1) >= lo)
+            & (np.maximum.reduceat(self.xy, starts).max(axis=1) <= hi)
+        ).tolist()
+        first = np.minimum.reduceat(corners, starts)
+        self.box = np.hstack([first, np.maximum.reduceat(corners, starts) + 1]).tolist()
+        self.relative = corners - np.repeat(first, np.diff(rings.bounds), axis=0)
+        self.sub_pixel = self.xy.astype(np.float32)
+
+    def roi(self, polygons: list[int]):
+        """The ImagejRoi of polygons (indices into those given at construction)."""
+        rings = [r for p in polygons for r in self.rings_of[p]]
+        if len(rings) > 1:
+            return _composite_roi([self.xy[self.bounds[r] : self.bounds[r + 1]] for r in rings])
+        (r,) = rings
+        lo, hi = self.bounds[r], self.bounds[r + 1]
+        left, top, right, bottom = self.box[r]
+        traced = self.traced[r]
+        return ImagejRoi(
+            roitype=ROI_TYPE.TRACED if traced else ROI_TYPE.POLYGON,
+            options=ROI_OPTIONS.NONE if traced else ROI_OPTIONS.SUB_PIXEL_RESOLUTION,
+            left=left,
+            top=top,
+            right=right,
+            bottom=bottom,
+            n_coordinates=hi - lo,
+            integer_coordinates=self.relative[lo:hi],
+            subpixel_coordinates=None if traced else self.sub_pixel[lo:hi],
+        )
+
+
+def _composite_roi(rings: list[np.ndarray]):
+    """ImageJ's composite (ShapeRoi) of (x, y) rings: java.awt.geom path segments, even-odd filled."""
     path = []
     for ring in rings:
-        path.extend((0.0, ring[0, 0], ring[0, 1]))  # SEG_MOVETO
-        for x, y in ring[1:].tolist():
-            path.extend((1.0, x, y))  # SEG_LINETO
-        path.append(4.0)  # SEG_CLOSE
+        segments = np.empty((len(ring), 3))
+        segments[:, 0] = 1.0  # SEG_LINETO
+        segments[0, 0] = 0.0  # SEG_MOVETO
+        segments[:, 1:] = ring
+        path.extend((segments.ravel(), [4.0]))  # SEG_CLOSE
     points = np.concatenate(rings)
     lo, hi = np.floor(points.min(axis=0)), np.ceil(points.max(axis=0))
+    multi = np.concatenate(path).astype(np.float32)
     return ImagejRoi(
         roitype=ROI_TYPE.RECT,
-        shape_roi_size=len(path),
-        multi_coordinates=np.asarray(path, np.float32),
+        shape_roi_size=len(multi),
+        multi_coordinates=multi,
         left=int(lo[0]),
         top=int(lo[1]),
         right=int(hi[0]),
@@ -250,11 +274,9 @@ def _outline_roi(polygons: list[Polygon], scale: np.ndarray):
 
 
 def _ellipse_roi(ellipse: Ellipse, scale: np.ndarray):
-    from roifile import ROI_OPTIONS, ROI_SUBTYPE, ROI_TYPE, ImagejRoi
-
-    center, a, b, angle = _scaled_ellipse(ellipse, scale)
+    center, a, b, angle = scaled_ellipse(ellipse, scale)
     cx, cy = center
-    if _axis_aligned(a, b, angle):
+    if is_axis_aligned(a, b, angle):
         hx = math.hypot(a * math.cos(angle), b * math.sin(angle))
         hy = math.hypot(a * math.sin(angle), b * math.cos(angle))
         return ImagejRoi(
@@ -306,8 +328,6 @@ def ellipse_vertices(center, a: float, b: float, angle: float, n: int = ELLIPSE_
 
 
 def _point_roi(xy: np.ndarray):
-    from roifile import ROI_OPTIONS, ROI_TYPE, ImagejRoi
-
     ij = ImagejRoi.frompoints(np.asarray(xy, np.float64).reshape(1, 2))
     ij.roitype = ROI_TYPE.POINT
     ij.options = ROI_OPTIONS.SUB_PIXEL_RESOLUTION
@@ -315,8 +335,6 @@ def _point_roi(xy: np.ndarray):
 
 
 def _polyline_rois(line: Polyline, scale: np.ndarray, ndim: int):
-    from roifile import ROI_OPTIONS, ROI_TYPE, ImagejRoi
-
     points = np.asarray(line.points, float)
     if len(points) == 0:
         return
@@ -329,7 +347,7 @@ def _polyline_rois(line: Polyline, scale: np.ndarray, ndim: int):
         runs = [points]
     for run in runs:
         xy = to_corner_based(run[:, -2:], scale[-2:])[:, ::-1]
-        plane = _plane(run[0, 0], scale) if run.shape[1] == 3 else None
+        plane = full_resolution_plane(run[0, 0], scale) if run.shape[1] == 3 else None
         if len(xy) == 1:
             yield plane, _point_roi(xy[0])
             continue
@@ -348,75 +366,6 @@ def _xy(ring_yx: np.ndarray, scale: np.ndarray) -> np.ndarray:
     return to_corner_based(ring_yx, scale[-2:])[:, ::-1]
 
 
-def _plane(z, scale: np.ndarray) -> int | None:
-    """The full-resolution plane holding level plane (or point) `z`; None in 2D.
-
-    The plane whose [k, k + 1) interval holds the corner-based z; on a
-    boundary (a downsampled z) the lower one.
-    """
-    if z is None:
-        return None
-    corner = float(to_corner_based(np.array([[float(z)]]), scale[:1])[0, 0])
-    return max(0, math.ceil(corner) - 1)
-
-
-def _scaled_ellipse(ellipse: Ellipse, scale: np.ndarray):
-    """(center (x, y), a, b, angle) of an ellipse in ImageJ's frame."""
-    sy, sx = float(scale[-2]), float(scale[-1])
-    cy, cx = to_corner_based(np.asarray([ellipse.center], float), scale[-2:])[0]
-    a, b = (float(v) for v in ellipse.semi_axes)
-    angle = float(ellipse.angle)
-    if sy == sx:
-        return (cx, cy), a * sx, b * sx, angle
-    # Anisotropic scale: map the ellipse's covariance (x, y order) and re-fit.
-    rot = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
-    cov = rot @ np.diag([a * a, b * b]) @ rot.T
-    stretch = np.diag([sx, sy])
-    values, vectors = np.linalg.eigh(stretch @ cov @ stretch)
-    major = vectors[:, 1]
-    return (
-        (cx, cy),
-        math.sqrt(values[1]),
-        math.sqrt(max(values[0], 0.0)),
-        math.atan2(major[1], major[0]),
-    )
-
-
-def _axis_aligned(a: float, b: float, angle: float) -> bool:
-    """True when the ellipse's axes are along x and y (or it is a circle)."""
-    return abs((a * a - b * b) * math.sin(angle) * math.cos(angle)) <= 1e-12 * max(a * a, 1e-300)
-
-
-def _scale(context: dict, ndim: int) -> np.ndarray:
-    scale = context.get("scale")
-    if scale is None:
-        return np.ones(ndim)
-    values = np.asarray(scale, float)
-    if values.shape != (ndim,) or not np.all(values > 0):
-        raise InvalidInputError(
-            f"context['scale'] must give one positive factor per image axis ({ndim} values, "
-            f"level pixel size over full-resolution pixel size), got {scale!r}."
-        )
-    return values
-
-
-def _channel(context: dict) -> int | None:
-    channel = context.get("channel")
-    if channel is None:
-        return None
-    if isinstance(channel, bool) or not isinstance(channel, (int, np.integer)) or channel < 0:
-        raise InvalidInputError(
-            f"context['channel'] must be a 0-based channel index (int >= 0), got {channel!r}."
-        )
-    return int(channel)
-
-
-def _name_widths(rois) -> tuple[int, int]:
-    labels = [r.label for r in rois] or [0]
-    branches = [r.branch for r in rois if r.branch is not None] or [0]
-    return max(4, len(str(max(labels)))), max(3, len(str(max(branches))))
-
-
 def _unique(named: list[tuple[str, object]]):
     """Append -01, -02... to names used more than once (in order)."""
     counts = Counter(name for name, _ in named)
@@ -429,12 +378,69 @@ def _unique(named: list[tuple[str, object]]):
         yield name, item
 
 
+class _Properties:
+    """The ImageJ properties text of each ROI: ``key: value`` lines, sorted by key.
+
+    What roifile's ``properties`` setter writes for the dict {features row,
+    branch, label_name, z}, with keys and values made readable by ImageJ;
+    built per column, once per kind of ROI (with or without branch and z).
+    """
+
+    def __init__(self, columns: dict[str, list], rois, label_name):
+        self._values = {k: _java_values(values) for k, values in columns.items()}
+        self._rois = rois
+        self._label_name = label_name
+        self._texts: dict = {}
+
+    def text(self, n: int, plane: int | None) -> str:
+        """The properties of object `n` on full-resolution `plane` (None in 2D)."""
+        kind = (self._rois[n].branch is not None, plane is not None)
+        if kind not in self._texts:
+            self._texts[kind] = self._build(*kind)
+        before, z_key, after = self._texts[kind]
+        if plane is None:
+            return before[n]
+        return f"{before[n]}{z_key}: {plane}\n{after[n]}"
+
+    def _build(self, branch: bool, plane: bool):
+        """(text before z, z's key, text after z) per object, for one kind of ROI."""
+        n = len(self._rois)
+        values = dict(self._values)
+        if branch:
+            values.setdefault("branch", _java_values([r.branch for r in self._rois]))
+        if self._label_name:
+            values["label_name"] = [_java_value(self._label_name)] * n
+        if plane:
+            values["z"] = None  # the plane, filled in per ROI
+        by_key = {_property_key(k): v for k, v in values.items()}
+        keys = sorted(by_key)
+        z_at = next((i for i, k in enumerate(keys) if by_key[k] is None), len(keys))
+        lines = {k: [f"{k}: {v}\n" for v in by_key[k]] for k in keys if by_key[k] is not None}
+        before = [lines[k] for k in keys[:z_at]]
+        after = [lines[k] for k in keys[z_at + 1 :]]
+        return (
+            list(map("".join, zip(*before))) if before else [""] * n,
+            keys[z_at] if z_at < len(keys) else None,
+            list(map("".join, zip(*after))) if after else [""] * n,
+        )
+
+
 def _property_key(key) -> str:
     """A key ImageJ's ``java.util.Properties`` reads back unchanged."""
     text = str(key)
     for char in " \t\r\n:=#!\\":
         text = text.replace(char, "_")
     return text
+
+
+def _java_values(values: list) -> list[str]:
+    """`_java_value` of each value; a column of finite floats or of ints in one call."""
+    kinds = set(map(type, values))
+    if kinds == {float} and all(map(math.isfinite, values)):
+        return float_texts(values)
+    if kinds == {int}:
+        return list(map(int.__repr__, values))
+    return [_java_value(v) for v in values]
 
 
 def _java_value(value) -> str:

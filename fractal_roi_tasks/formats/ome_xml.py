@@ -37,18 +37,31 @@ for ROIs found on a lower-resolution pyramid level; a Mask from such a level
 is resampled to full-resolution pixels (a pixel is in when its centre is).
 TheZ is the full-resolution plane (0 for a 2D image), TheC the context's
 ``channel`` (default 0), TheT 0.
+
+The document is written as text in one pass, with the elements, attributes
+and order that ome-types writes for the same model (shapes grouped by kind in
+each ROI's Union), names and values escaped as XML requires; every outline's
+point list is formatted in bulk. ome-types reads it (`from_bytes`) and checks
+it against the OME schema. Writing still asks for the `ome-xml` extra, as
+reading does, so that the format's one requirement holds either way.
 """
 
 from __future__ import annotations
 
+import base64
 import logging
 import math
+import re
+from collections.abc import Iterator
 from pathlib import Path
+from xml.sax.saxutils import escape
 
 import numpy as np
 
 from fractal_roi_tasks import __version__
 from fractal_roi_tasks.errors import InvalidInputError
+from fractal_roi_tasks.formats.batch import Template, feature_columns, float_texts, gather_rings
+from fractal_roi_tasks.formats.context import channel_of, scale_of
 from fractal_roi_tasks.formats.coordinates import to_corner_based
 from fractal_roi_tasks.io.atomic import write_bytes_atomic
 from fractal_roi_tasks.rois.shapes import (
@@ -69,6 +82,19 @@ EXTENSION = ".ome.xml"
 MEASUREMENTS_NAMESPACE = "fractal-roi-tasks/measurements"
 CONTEXT_NAMESPACE = "fractal-roi-tasks/context"
 _XML_DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>\n'
+_OME = "http://www.openmicroscopy.org/Schemas/OME/2016-06"
+_OME_START = (
+    f'<OME xmlns="{_OME}" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+    f'xsi:schemaLocation="{_OME} {_OME}/ome.xsd"'
+)
+# ome-types writes a Union's shapes grouped by kind, in this order.
+_UNION_ORDER = ("Polygon", "Polyline", "Ellipse", "Point", "Mask")
+# "x1,y1 x2,y2 ...", shortest exact decimals (`_positional`).
+_POINTS_STYLE = {"vertex": "{},{}", "sep": " ", "wrap": "{}"}
+# What XML 1.0 cannot hold (control characters), and the escapes lxml writes.
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+_ATTRIBUTE_ESCAPES = {'"': "&quot;", "\n": "&#10;", "\r": "&#13;", "\t": "&#9;"}
+_CONTENT_ESCAPES = {"\r": "&#13;"}
 
 
 def to_bytes(roi_set: RoiSet, *, context: dict | None = None) -> bytes:
@@ -81,9 +107,8 @@ def to_bytes(roi_set: RoiSet, *, context: dict | None = None) -> bytes:
             ``channel`` (TheC, default 0), ``image``/``well`` (the Image's
             name) and records the rest on the Image.
     """
-    ome_types = _import_ome_types()
-    document = build_ome(roi_set, context=context)
-    return (_XML_DECLARATION + ome_types.to_xml(document)).encode("utf-8")
+    _import_ome_types()
+    return _document(roi_set, dict(context or {})).encode("utf-8")
 
 
 def from_bytes(data: bytes):
@@ -103,74 +128,64 @@ def read(path: str | Path):
 
 
 def build_ome(roi_set: RoiSet, *, context: dict | None = None):
-    """The ``ome_types.OME`` document of `roi_set` (see `to_bytes`)."""
-    _import_ome_types()
-    from ome_types import model
+    """The ``ome_types.OME`` document of `roi_set` (what `to_bytes` writes, parsed)."""
+    return from_bytes(to_bytes(roi_set, context=context))
 
-    context = dict(context or {})
+
+def _document(roi_set: RoiSet, context: dict) -> str:
     ndim = len(roi_set.image_shape)
-    scale = _scale(context, ndim)
-    the_c = _channel(context)
+    scale = tuple(scale_of(context, ndim).tolist())
+    the_c = channel_of(context) or 0
     full_shape = tuple(max(1, round(n * s)) for n, s in zip(roi_set.image_shape, scale))
     size_z = full_shape[0] if ndim == 3 else 1
-    planes = _Planes(model=model, scale=scale, ndim=ndim, size_z=size_z, the_c=the_c)
+    planes = _Planes(scale=scale, ndim=ndim, size_z=size_z, the_c=the_c)
+    rois, kept = _roi_elements(roi_set, planes)
+    measurements = _measurement_lines(roi_set)
+    about = "".join(
+        _m_line(_m_start(k), _content(_text(v)))
+        for k, v in {**context, "roi_kind": roi_set.kind}.items()
+    )
+    head = [
+        f'{_OME_START} Creator="{_attribute(f"fractal-roi-tasks {__version__}")}">\n',
+        f'  <Image ID="Image:0" Name="{_attribute(_image_name(context))}">\n',
+        _pixels(roi_set, scale, full_shape, the_c),
+        *(f'    <ROIRef ID="ROI:{n}"/>\n' for n in kept),
+        '    <AnnotationRef ID="Annotation:context"/>\n  </Image>\n',
+        "  <StructuredAnnotations>\n",
+        *(
+            _map_annotation(f"Annotation:{n}", MEASUREMENTS_NAMESPACE, measurements[n])
+            for n in kept
+        ),
+        _map_annotation("Annotation:context", CONTEXT_NAMESPACE, about),
+        "  </StructuredAnnotations>\n",
+    ]
+    body = rois.render(number=_positional, **_POINTS_STYLE)
+    return f"{_XML_DECLARATION}{''.join(head)}{body}</OME>\n"
 
-    records = roi_set.features.to_dict(orient="records")
-    if len(records) != len(roi_set.rois):
-        raise InvalidInputError(
-            f"The ROI set has {len(roi_set.rois)} ROIs but {len(records)} feature rows; "
-            "expected one row per ROI."
-        )
-    rois, annotations, skipped = [], [], []
-    for n, (roi, measurements) in enumerate(zip(roi_set.rois, records)):
-        shapes = _roi_shapes(roi, n, planes)
+
+def _roi_elements(roi_set: RoiSet, planes: _Planes) -> tuple[Template, list[int]]:
+    """The ROI elements (point lists still to format) and the indices of the ROIs kept."""
+    outlines = iter(_outlines([s for roi in roi_set.rois for s in roi.shapes], planes))
+    rois = Template()
+    kept, skipped, n_shapes = [], [], 0
+    for n, roi in enumerate(roi_set.rois):
+        name = _attribute(roi.name)
+        shapes = _roi_shapes(roi, n, name, planes, outlines)
         if not shapes:  # an OME ROI needs at least one shape
             skipped.append(roi.name)
             continue
-        annotation = model.MapAnnotation(
-            id=f"Annotation:{n}",
-            namespace=MEASUREMENTS_NAMESPACE,
-            value=model.Map(ms=[model.Map.M(k=k, value=v) for k, v in _pairs(roi, measurements)]),
-        )
-        annotations.append(annotation)
-        rois.append(
-            model.ROI(
-                id=f"ROI:{n}",
-                name=roi.name,
-                union=shapes,
-                annotation_refs=[model.AnnotationRef(id=annotation.id)],
-            )
-        )
-
+        kept.append(n)
+        n_shapes += len(shapes)
+        rois.add(f'  <ROI ID="ROI:{n}" Name="{name}">\n    <Union>\n')
+        for _, parts in sorted(shapes, key=lambda shape: _UNION_ORDER.index(shape[0])):
+            rois.add(*parts)
+        rois.add(f'    </Union>\n    <AnnotationRef ID="Annotation:{n}"/>\n  </ROI>\n')
     if skipped:
         logger.warning(
             "OME-XML: %d ROIs without any shape left out (%s)", len(skipped), skipped[:10]
         )
-    about = model.MapAnnotation(
-        id="Annotation:context",
-        namespace=CONTEXT_NAMESPACE,
-        value=model.Map(
-            ms=[
-                model.Map.M(k=str(k), value=_text(v))
-                for k, v in {**context, "roi_kind": roi_set.kind}.items()
-            ]
-        ),
-    )
-    annotations.append(about)
-    image = model.Image(
-        id="Image:0",
-        name=_image_name(context),
-        pixels=_pixels(model, roi_set, scale, full_shape, the_c),
-        roi_refs=[model.ROIRef(id=r.id) for r in rois],
-        annotation_refs=[model.AnnotationRef(id=about.id)],
-    )
-    logger.debug("OME-XML: %d ROIs, %d shapes", len(rois), sum(len(r.union) for r in rois))
-    return model.OME(
-        images=[image],
-        rois=rois,
-        structured_annotations=model.StructuredAnnotations(map_annotations=annotations),
-        creator=f"fractal-roi-tasks {__version__}",
-    )
+    logger.debug("OME-XML: %d ROIs, %d shapes", len(kept), n_shapes)
+    return rois, kept
 
 
 # --------------------------------------------------------------------------
@@ -178,10 +193,9 @@ def build_ome(roi_set: RoiSet, *, context: dict | None = None):
 
 
 class _Planes:
-    """What every shape needs: the model, the scale and the plane indices."""
+    """What every shape needs: the scale and the plane indices."""
 
-    def __init__(self, *, model, scale, ndim, size_z, the_c):
-        self.model = model
+    def __init__(self, *, scale, ndim, size_z, the_c):
         self.scale_yx = scale[-2:]
         self.scale_z = scale[0] if ndim == 3 else 1.0
         self.ndim = ndim
@@ -200,37 +214,65 @@ class _Planes:
         plane = math.floor(to_corner_based(np.array([[z]]), (self.scale_z,))[0, 0])
         return min(max(plane, 0), self.size_z - 1)
 
-    def common(self, shape_id: str, the_z: int, text: str) -> dict:
-        return {"id": shape_id, "the_z": the_z, "the_c": self.the_c, "the_t": 0, "text": text}
+    def common(self, shape_id: str, the_z: int, text: str) -> str:
+        """The attributes every shape has; `text` already escaped."""
+        return f'Text="{text}" ID="{shape_id}" TheZ="{the_z}" TheT="0" TheC="{self.the_c}"'
 
 
-def _roi_shapes(roi: ObjectRoi, n: int, planes: _Planes) -> list:
+def _outlines(shapes: list, planes: _Planes) -> list:
+    """Per Polygon of `shapes`, in order: its exterior (x, y), or its Mask when it has holes.
+
+    All rings are converted to full-resolution (x, y) at once; a holed piece
+    becomes (x0, y0, bits), the pixels it encloses (OME polygons have no holes).
+    """
+    polygons = [s for s in shapes if isinstance(s, Polygon)]
+    rings = gather_rings(polygons)
+    xy = _xy(rings.points, planes)
+    views = [xy[lo:hi] for lo, hi in zip(rings.bounds[:-1].tolist(), rings.bounds[1:].tolist())]
+    pieces = rings.per_polygon(views)
+    holed = [n for n, piece in enumerate(pieces) if len(piece) > 1]
+    outlines = [piece[0] for piece in pieces]
+    for n, filled in zip(holed, _even_odd_fills([pieces[n] for n in holed])):
+        # A traced piece always holds a pixel; were it empty, its exterior stands in.
+        outlines[n] = outlines[n] if filled is None else filled
+    return outlines
+
+
+def _roi_shapes(roi: ObjectRoi, n: int, name: str, planes: _Planes, outlines: Iterator) -> list:
+    """(kind, text parts) of each shape of ROI `n`, IDs in the order they are made.
+
+    `name` is the ROI's escaped name, each shape's Text; `outlines` yields
+    what `_outlines` made for each Polygon, in order.
+    """
     made: list = []
 
-    def next_id() -> str:
-        return f"Shape:{n}:{len(made)}"
+    def common(the_z: int) -> str:
+        return planes.common(f"Shape:{n}:{len(made)}", the_z, name)
 
     for shape in roi.shapes:
         if isinstance(shape, Polygon):
+            outline = next(outlines)
             for the_z in planes.of_plane(shape.z):
-                made.append(_polygon(shape, planes, planes.common(next_id(), the_z, roi.name)))
+                if isinstance(outline, tuple):
+                    made.append(_mask(*outline, common(the_z)))
+                else:
+                    made.append(_point_list("Polygon", outline, common(the_z)))
         elif isinstance(shape, Ellipse):
             for the_z in planes.of_plane(shape.z):
-                made.append(_ellipse(shape, planes, planes.common(next_id(), the_z, roi.name)))
+                made.append(_ellipse(shape, planes, common(the_z)))
         elif isinstance(shape, Point):
             the_z = planes.of_position(shape.position[0]) if len(shape.position) == 3 else 0
             x, y = _xy(np.asarray([shape.position[-2:]], float), planes)[0]
-            made.append(planes.model.Point(x=x, y=y, **planes.common(next_id(), the_z, roi.name)))
+            made.append(_point(x, y, common(the_z)))
         elif isinstance(shape, Mask):
             for the_z, x0, y0, bits in _mask_planes(shape, planes):
-                made.append(_mask(x0, y0, bits, planes, planes.common(next_id(), the_z, roi.name)))
+                made.append(_mask(x0, y0, bits, common(the_z)))
         elif isinstance(shape, Polyline):
             for the_z, xy in _polyline_runs(shape, planes):
-                common = planes.common(next_id(), the_z, roi.name)
                 if len(xy) == 1:
-                    made.append(planes.model.Point(x=xy[0, 0], y=xy[0, 1], **common))
+                    made.append(_point(xy[0, 0], xy[0, 1], common(the_z)))
                 else:
-                    made.append(planes.model.Polyline(points=_points_text(xy), **common))
+                    made.append(_point_list("Polyline", xy, common(the_z)))
         else:  # pragma: no cover - the dataclasses above are all there is
             raise InvalidInputError(f"Cannot write a {type(shape).__name__} shape to OME-XML.")
     return made
@@ -241,18 +283,16 @@ def _xy(points_yx: np.ndarray, planes: _Planes) -> np.ndarray:
     return to_corner_based(points_yx, planes.scale_yx)[:, ::-1]
 
 
-def _polygon(shape: Polygon, planes: _Planes, common: dict):
-    exterior = _xy(shape.exterior, planes)
-    if not shape.holes:
-        return planes.model.Polygon(points=_points_text(exterior), **common)
-    filled = _even_odd_fill([exterior, *(_xy(h, planes) for h in shape.holes)])
-    if filled is None:  # pragma: no cover - a traced piece always holds a pixel
-        return planes.model.Polygon(points=_points_text(exterior), **common)
-    x0, y0, bits = filled
-    return _mask(x0, y0, bits, planes, common)
+def _point_list(kind: str, xy: np.ndarray, common: str) -> tuple:
+    """A Polygon or Polyline; its Points formatted with all others (`_POINTS_STYLE`)."""
+    return kind, [f'      <{kind} {common} Points="', xy, '"/>\n']
 
 
-def _ellipse(shape: Ellipse, planes: _Planes, common: dict):
+def _point(x: float, y: float, common: str) -> tuple:
+    return "Point", [f'      <Point {common} X="{_float(x)}" Y="{_float(y)}"/>\n']
+
+
+def _ellipse(shape: Ellipse, planes: _Planes, common: str) -> tuple:
     sy, sx = planes.scale_yx
     ((cx, cy),) = _xy(np.asarray([shape.center], float), planes)
     # Radii in full-resolution pixels (exact for the usual isotropic scale);
@@ -260,39 +300,31 @@ def _ellipse(shape: Ellipse, planes: _Planes, common: dict):
     g = math.sqrt(sx * sy)
     cos, sin = math.cos(shape.angle), math.sin(shape.angle)
     linear = np.array([[sx * cos, -sx * sin], [sy * sin, sy * cos]]) / g
-    transform = None
-    if not np.allclose(linear, np.eye(2), rtol=0, atol=1e-12):
-        offset = np.array([cx, cy]) - linear @ np.array([cx, cy])
-        transform = planes.model.AffineTransform(
-            a00=linear[0, 0],
-            a01=linear[0, 1],
-            a02=offset[0],
-            a10=linear[1, 0],
-            a11=linear[1, 1],
-            a12=offset[1],
-        )
     major, minor = shape.semi_axes
-    return planes.model.Ellipse(
-        x=cx, y=cy, radius_x=major * g, radius_y=minor * g, transform=transform, **common
+    element = (
+        f'      <Ellipse {common} X="{_float(cx)}" Y="{_float(cy)}" '
+        f'RadiusX="{_float(major * g)}" RadiusY="{_float(minor * g)}"'
     )
+    if np.allclose(linear, np.eye(2), rtol=0, atol=1e-12):
+        return "Ellipse", [element + "/>\n"]
+    offset = np.array([cx, cy]) - linear @ np.array([cx, cy])
+    values = (linear[0, 0], linear[1, 0], linear[0, 1], linear[1, 1], offset[0], offset[1])
+    names = ("A00", "A10", "A01", "A11", "A02", "A12")
+    transform = " ".join(f'{k}="{_float(v)}"' for k, v in zip(names, values))
+    return "Ellipse", [f"{element}>\n        <Transform {transform}/>\n      </Ellipse>\n"]
 
 
-def _mask(x0: int, y0: int, bits: np.ndarray, planes: _Planes, common: dict):
+def _mask(x0: int, y0: int, bits: np.ndarray, common: str) -> tuple:
     packed = np.packbits(bits.astype(bool).ravel()).tobytes()
     height, width = bits.shape
-    return planes.model.Mask(
-        x=float(x0),
-        y=float(y0),
-        width=float(width),
-        height=float(height),
-        bin_data=planes.model.BinData(
-            value=packed,
-            big_endian=True,
-            # The schema: "the length of the base-64 encoded block".
-            length=4 * math.ceil(len(packed) / 3),
-        ),
-        **common,
-    )
+    # The schema: Length is "the length of the base-64 encoded block".
+    text = base64.b64encode(packed).decode("ascii")
+    return "Mask", [
+        f'      <Mask {common} X="{_float(x0)}" Y="{_float(y0)}" '
+        f'Width="{_float(width)}" Height="{_float(height)}">\n'
+        f'        <BinData BigEndian="true" Length="{4 * math.ceil(len(packed) / 3)}">'
+        f"{text}</BinData>\n      </Mask>\n"
+    ]
 
 
 def _mask_planes(shape: Mask, planes: _Planes):
@@ -351,39 +383,71 @@ def _level_index(full: np.ndarray, scale: float, origin: int, size: int) -> np.n
     return np.clip(index, 0, max(size - 1, 0))
 
 
-def _even_odd_fill(rings: list[np.ndarray]):
-    """Pixels whose centres are inside `rings` by the even-odd rule.
+def _even_odd_fills(pieces: list[list[np.ndarray]]) -> list:
+    """Pixels whose centres are inside each piece's rings, by the even-odd rule.
 
     Args:
-        rings: (N, 2) corner-based (x, y) rings, each closing on itself.
+        pieces: per piece, its (N, 2) corner-based (x, y) rings, each closing
+            on itself.
 
     Returns:
-        (x0, y0, bits) with `bits` the (H, W) boolean crop whose first pixel
-        is column x0, row y0; None when no pixel centre is inside. A centre
-        on a vertical edge counts for the region to its right, on a
-        horizontal edge for the region below, so touching regions share no
-        pixel.
+        per piece, (x0, y0, bits) with `bits` the (H, W) boolean crop whose
+        first pixel is column x0, row y0; None when no pixel centre is
+        inside. A centre on a vertical edge counts for the region to its
+        right, on a horizontal edge for the region below, so touching regions
+        share no pixel. All pieces are filled at once, each in its own part
+        of one buffer.
     """
+    rings = [ring for piece in pieces for ring in piece]
+    if not rings:
+        return [None] * len(pieces)
+    lengths = np.array([len(r) for r in rings])
+    bounds = np.concatenate([[0], np.cumsum(lengths)])
     start = np.concatenate(rings)
-    stop = np.concatenate([np.roll(r, -1, axis=0) for r in rings])
-    x_lo, y_lo = np.ceil(start.min(axis=0) - 0.5).astype(np.int64)
-    x_hi, y_hi = np.ceil(start.max(axis=0) - 0.5).astype(np.int64)
-    width, height = int(x_hi - x_lo), int(y_hi - y_lo)
-    if width <= 0 or height <= 0:
-        return None
+    following = np.arange(1, len(start) + 1)
+    following[bounds[1:] - 1] = bounds[:-1]
+    stop = start[following]
+    rings_per_piece = np.array([len(piece) for piece in pieces])
+    of_vertex = np.repeat(np.repeat(np.arange(len(pieces)), rings_per_piece), lengths)
+    firsts = bounds[np.cumsum(rings_per_piece) - rings_per_piece]
+    x_lo, y_lo = np.ceil(np.minimum.reduceat(start, firsts) - 0.5).astype(np.int64).T
+    x_hi, y_hi = np.ceil(np.maximum.reduceat(start, firsts) - 0.5).astype(np.int64).T
+    width, height = x_hi - x_lo, y_hi - y_lo
+    usable = (width > 0) & (height > 0)
+    height = np.where(usable, height, 0)
+    size = height * (width + 1)  # each row keeps one column past the end
+    offset = np.cumsum(size) - size
     # Every (edge, pixel row) whose row centre the edge crosses.
     y_a, y_b = start[:, 1], stop[:, 1]
     first = np.ceil(np.minimum(y_a, y_b) - 0.5).astype(np.int64)
     count = np.ceil(np.maximum(y_a, y_b) - 0.5).astype(np.int64) - first
-    count = np.maximum(count, 0)
+    count = np.where(usable[of_vertex], np.maximum(count, 0), 0)
     edge = np.repeat(np.arange(len(start)), count)
     row = first[edge] + np.arange(len(edge)) - np.repeat(np.cumsum(count) - count, count)
     t = (row + 0.5 - y_a[edge]) / (y_b[edge] - y_a[edge])
     x = start[edge, 0] + t * (stop[edge, 0] - start[edge, 0])
-    col = np.clip(np.ceil(x - 0.5).astype(np.int64) - x_lo, 0, width)
-    toggles = np.zeros((height, width + 1), np.int64)
-    np.add.at(toggles, (row - y_lo, col), 1)
-    bits = np.cumsum(toggles[:, :-1], axis=1) % 2 == 1
+    p = of_vertex[edge]
+    col = np.clip(np.ceil(x - 0.5).astype(np.int64) - x_lo[p], 0, width[p])
+    cell = offset[p] + (row - y_lo[p]) * (width[p] + 1) + col
+    running = np.cumsum(np.bincount(cell, minlength=int(size.sum())))
+    # Crossings to the left of each pixel, counted from its row's start.
+    row_piece = np.repeat(np.arange(len(pieces)), height)
+    row_start = offset[row_piece] + (
+        np.arange(len(row_piece)) - np.repeat(np.cumsum(height) - height, height)
+    ) * (width[row_piece] + 1)
+    before = np.where(row_start > 0, running[np.maximum(row_start - 1, 0)], 0)
+    inside = (running - np.repeat(before, width[row_piece] + 1)) % 2 == 1
+    return [
+        _crop(x_lo[n], y_lo[n], inside[offset[n] : offset[n] + size[n]].reshape(height[n], -1))
+        if usable[n]
+        else None
+        for n in range(len(pieces))
+    ]
+
+
+def _crop(x_lo: int, y_lo: int, toggled: np.ndarray):
+    """(x0, y0, bits) of the pixels set in a fill buffer (its last column dropped), or None."""
+    bits = toggled[:, :-1]
     if not bits.any():
         return None
     r = np.flatnonzero(bits.any(axis=1))
@@ -391,20 +455,46 @@ def _even_odd_fill(rings: list[np.ndarray]):
     return int(x_lo + c[0]), int(y_lo + r[0]), bits[r[0] : r[-1] + 1, c[0] : c[-1] + 1]
 
 
-def _points_text(xy: np.ndarray) -> str:
-    """OME's point list: "x1,y1 x2,y2 ..." with shortest exact decimals."""
-    return " ".join(f"{_number(x)},{_number(y)}" for x, y in xy.tolist())
+def _positional(value: float) -> str:
+    """A point-list number: shortest exact decimals, no exponent, no trailing ".0"."""
+    return np.format_float_positional(value, trim="-")
 
 
-def _number(value: float) -> str:
-    return np.format_float_positional(float(value), trim="-")
+def _float(value) -> str:
+    """A float attribute as ome-types (xsdata) writes it."""
+    value = float(value)
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "INF" if value > 0 else "-INF"
+    return repr(value).upper().replace("E+", "E")
+
+
+def _attribute(value) -> str:
+    """Text for inside an attribute's double quotes."""
+    return escape(_xml_text(value), _ATTRIBUTE_ESCAPES)
+
+
+def _content(value) -> str:
+    """Text for between tags."""
+    return escape(_xml_text(value), _CONTENT_ESCAPES)
+
+
+def _xml_text(value) -> str:
+    text = str(value)
+    if _NOT_XML.search(text):
+        raise InvalidInputError(
+            f"OME-XML cannot hold control characters, found in {text!r}; "
+            "remove them from the names, columns or context values."
+        )
+    return text
 
 
 # --------------------------------------------------------------------------
 # Document parts
 
 
-def _pixels(model, roi_set: RoiSet, scale, full_shape, the_c):
+def _pixels(roi_set: RoiSet, scale, full_shape, the_c) -> str:
     """MetadataOnly Pixels of the full-resolution image, sizes in micrometers."""
     ndim = len(full_shape)
     size = dict(zip(("z", "y", "x")[-ndim:], full_shape))
@@ -412,31 +502,71 @@ def _pixels(model, roi_set: RoiSet, scale, full_shape, the_c):
         axis: spacing / s
         for axis, spacing, s in zip(("z", "y", "x")[-ndim:], roi_set.spacing, scale)
     }
-    extra = {"physical_size_z": physical["z"]} if ndim == 3 else {}
-    return model.Pixels(
-        id="Pixels:0",
-        dimension_order="XYZCT",
+    attributes = {
+        "ID": "Pixels:0",
+        "DimensionOrder": "XYZCT",
         # The intensity type is unknown here; the ROIs do not depend on it.
-        type="uint16",
-        size_x=size["x"],
-        size_y=size["y"],
-        size_z=size.get("z", 1),
-        size_c=the_c + 1,
-        size_t=1,
-        physical_size_x=physical["x"],
-        physical_size_y=physical["y"],
-        metadata_only=model.MetadataOnly(),
-        **extra,
+        "Type": "uint16",
+        "SizeX": size["x"],
+        "SizeY": size["y"],
+        "SizeZ": size.get("z", 1),
+        "SizeC": the_c + 1,
+        "SizeT": 1,
+        "PhysicalSizeX": _float(physical["x"]),
+        "PhysicalSizeY": _float(physical["y"]),
+    }
+    if ndim == 3:
+        attributes["PhysicalSizeZ"] = _float(physical["z"])
+    text = " ".join(f'{k}="{v}"' for k, v in attributes.items())
+    return f"    <Pixels {text}>\n      <MetadataOnly/>\n    </Pixels>\n"
+
+
+def _map_annotation(annotation_id: str, namespace: str, lines: str) -> str:
+    return (
+        f'    <MapAnnotation ID="{annotation_id}" Namespace="{namespace}">\n'
+        f"      <Value>\n{lines}      </Value>\n    </MapAnnotation>\n"
     )
 
 
-def _pairs(roi: ObjectRoi, measurements: dict):
-    """Key-value pairs of one ROI: its label (and branch) and measurements."""
-    pairs = {"label": roi.label}
-    if roi.branch is not None:
-        pairs["branch"] = roi.branch
-    pairs.update(measurements)
-    return [(str(k), _text(v)) for k, v in pairs.items()]
+def _measurement_lines(roi_set: RoiSet) -> list[str]:
+    """The ``<M>`` lines of each ROI: its label (and branch), then its measurements.
+
+    As a dict {"label": ..., "branch": ..., **row} would order them: a column
+    named label or branch gives the value, the ROI the position.
+    """
+    columns = feature_columns(roi_set)
+    rois = roi_set.rois
+    lines = {k: _m_lines(k, values) for k, values in columns.items()}
+    for key, values in (("label", [r.label for r in rois]), ("branch", [r.branch for r in rois])):
+        if key not in lines:
+            lines[key] = _m_lines(key, values)
+    rows = {}
+    for head in (("label",), ("label", "branch")):
+        order = [*head, *(k for k in columns if k not in head)]
+        rows[head] = list(map("".join, zip(*(lines[k] for k in order))))
+    return [
+        rows[("label",) if roi.branch is None else ("label", "branch")][n]
+        for n, roi in enumerate(rois)
+    ]
+
+
+def _m_lines(key, values: list) -> list[str]:
+    """One ``<M K="key">`` line per value."""
+    start = _m_start(key)
+    kinds = set(map(type, values))
+    if kinds == {float}:  # numbers: no escaping, never empty
+        return [f"{start}>{text}</M>\n" for text in float_texts(values)]
+    if kinds == {int}:
+        return [f"{start}>{text}</M>\n" for text in map(int.__repr__, values)]
+    return [_m_line(start, _content(_text(v))) for v in values]
+
+
+def _m_start(key) -> str:
+    return f'        <M K="{_attribute(str(key))}"'
+
+
+def _m_line(start: str, text: str) -> str:
+    return f"{start}>{text}</M>\n" if text else f"{start}/>\n"
 
 
 def _text(value) -> str:
@@ -457,35 +587,6 @@ def _image_name(context: dict) -> str:
         return str(context.get("label_name") or "image")
     well = context.get("well")
     return f"{well}_{image}" if well else str(image)
-
-
-def _scale(context: dict, ndim: int) -> tuple[float, ...]:
-    scale = context.get("scale")
-    if scale is None:
-        return (1.0,) * ndim
-    try:
-        values = tuple(float(s) for s in scale)
-    except (TypeError, ValueError) as err:
-        raise InvalidInputError(
-            f"context['scale'] must be one number per axis, got {scale!r}."
-        ) from err
-    if len(values) != ndim or not all(math.isfinite(s) and s > 0 for s in values):
-        raise InvalidInputError(
-            f"context['scale'] must give one positive factor per image axis "
-            f"({ndim} values, {'(z, y, x)' if ndim == 3 else '(y, x)'}), got {scale!r}."
-        )
-    return values
-
-
-def _channel(context: dict) -> int:
-    channel = context.get("channel")
-    if channel is None:
-        return 0
-    if isinstance(channel, bool) or not isinstance(channel, (int, np.integer)) or channel < 0:
-        raise InvalidInputError(
-            f"context['channel'] must be a channel index (an integer >= 0), got {channel!r}."
-        )
-    return int(channel)
 
 
 def _import_ome_types():

@@ -10,12 +10,20 @@ a run of False.
 from __future__ import annotations
 
 import json
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from fractal_roi_tasks.errors import InvalidInputError
+from fractal_roi_tasks.formats.batch import (
+    feature_columns,
+    gather_rings,
+    json_key,
+    json_texts,
+    point_lists,
+)
 from fractal_roi_tasks.io.atomic import write_bytes_atomic
 from fractal_roi_tasks.rois.shapes import (
     Ellipse,
@@ -31,22 +39,11 @@ from fractal_roi_tasks.rois.shapes import (
 EXTENSION = ".json"
 SCHEMA = "fractal-roi-tasks/rois"
 VERSION = 1
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
 
 
 def to_bytes(roi_set: RoiSet, *, context: dict | None = None) -> bytes:
     """Serialize `roi_set` (with `context`: label name, well, image...)."""
-    records = roi_set.features.to_dict(orient="records")
-    rois = []
-    for roi, measurements in zip(roi_set.rois, records):
-        rois.append(
-            {
-                "label": roi.label,
-                "name": roi.name,
-                "branch": roi.branch,
-                "measurements": {k: _plain(v) for k, v in measurements.items() if k != "label"},
-                "shapes": [_shape_to_dict(s) for s in roi.shapes],
-            }
-        )
     document = {
         "schema": SCHEMA,
         "version": VERSION,
@@ -58,9 +55,10 @@ def to_bytes(roi_set: RoiSet, *, context: dict | None = None) -> bytes:
         "coordinates": "pixels, pixel centres on integers",
         "n_too_small": roi_set.n_too_small,
         "columns": list(roi_set.features.columns),
-        "rois": rois,
     }
-    return json.dumps(document, separators=(",", ":")).encode()
+    # The ROIs are the document's last member; their text is built in bulk.
+    head = json.dumps(document, separators=(",", ":"))[:-1]
+    return f'{head},"rois":[{",".join(_roi_texts(roi_set))}]}}'.encode()
 
 
 def from_bytes(data: bytes) -> tuple[RoiSet, dict]:
@@ -104,18 +102,65 @@ def read(path: str | Path) -> tuple[RoiSet, dict]:
     return from_bytes(Path(path).read_bytes())
 
 
-def _plain(value):
-    return value.item() if isinstance(value, np.generic) else value
+def _roi_texts(roi_set: RoiSet) -> list[str]:
+    """The JSON object of each ROI: label, name, branch, measurements, shapes."""
+    members = []  # per measurement column, its "key":value text per ROI
+    for key, values in feature_columns(roi_set).items():
+        if key != "label":
+            prefix = json_key(key) + ":"
+            members.append([prefix + text for text in json_texts(values)])
+    rois = roi_set.rois
+    measurements = [",".join(row) for row in zip(*members)] if members else [""] * len(rois)
+    labels = json_texts([r.label for r in rois])
+    names = json_texts([r.name for r in rois])
+    branches = json_texts([r.branch for r in rois])
+    shapes = iter(_shape_texts([s for r in rois for s in r.shapes]))
+    return [
+        f'{{"label":{label},"name":{name},"branch":{branch},"measurements":{{{values}}},'
+        f'"shapes":[{",".join(islice(shapes, len(roi.shapes)))}]}}'
+        for roi, label, name, branch, values in zip(rois, labels, names, branches, measurements)
+    ]
 
 
-def _shape_to_dict(shape: Shape) -> dict:
-    if isinstance(shape, Polygon):
-        return {
-            "type": "polygon",
-            "z": shape.z,
-            "exterior": shape.exterior.tolist(),
-            "holes": [h.tolist() for h in shape.holes],
-        }
+def _shape_texts(shapes: list[Shape]) -> list[str]:
+    """The JSON object of each shape; polygons' and polylines' vertices formatted in bulk."""
+    polygons = [s for s in shapes if isinstance(s, Polygon)]
+    rings = gather_rings(polygons)
+    outlines = iter(rings.per_polygon(point_lists(rings.points, rings.bounds)))
+    planes = iter(json_texts([p.z for p in polygons]))
+    paths = iter(_path_texts([s.points for s in shapes if isinstance(s, Polyline)]))
+    texts = []
+    for shape in shapes:
+        if isinstance(shape, Polygon):
+            exterior, *holes = next(outlines)
+            z = next(planes)
+            texts.append(
+                f'{{"type":"polygon","z":{z},"exterior":{exterior},"holes":[{",".join(holes)}]}}'
+            )
+        elif isinstance(shape, Polyline):
+            (closed,) = json_texts([shape.closed])
+            texts.append(f'{{"type":"polyline","points":{next(paths)},"closed":{closed}}}')
+        else:
+            texts.append(_ENCODER.encode(_shape_to_dict(shape)))
+    return texts
+
+
+def _path_texts(paths: list[np.ndarray]) -> list[str]:
+    """[[y,x],...] (or [[z,y,x],...]) of each path, formatted in bulk per dimensionality."""
+    texts: list = [None] * len(paths)
+    by_width: dict[int, list[int]] = {}
+    for n, points in enumerate(paths):
+        by_width.setdefault(np.shape(points)[1], []).append(n)
+    for width, members in by_width.items():
+        arrays = [np.asarray(paths[n], np.float64) for n in members]
+        bounds = np.cumsum([0] + [len(a) for a in arrays])
+        vertex = "[" + ",".join(["{}"] * width) + "]"
+        for n, text in zip(members, point_lists(np.concatenate(arrays), bounds, vertex=vertex)):
+            texts[n] = text
+    return texts
+
+
+def _shape_to_dict(shape: Ellipse | Point | Mask) -> dict:
     if isinstance(shape, Ellipse):
         return {
             "type": "ellipse",
@@ -126,8 +171,6 @@ def _shape_to_dict(shape: Shape) -> dict:
         }
     if isinstance(shape, Point):
         return {"type": "point", "position": list(shape.position)}
-    if isinstance(shape, Polyline):
-        return {"type": "polyline", "points": shape.points.tolist(), "closed": shape.closed}
     flat = shape.mask.ravel()
     change = np.flatnonzero(np.diff(flat.astype(np.int8))) + 1
     edges = np.concatenate([[0], change, [flat.size]])
