@@ -1,74 +1,108 @@
-"""Shift estimation: our sub-pixel estimate at full resolution against fractal-tasks-core's method.
+"""Registration per ROI, read from OME-Zarr: ours against fractal-tasks-core's method.
 
     python benchmarks/bench_registration.py            # 12 FOV pairs in 2D, 4 in 3D
     python benchmarks/bench_registration.py --quick    # a few seconds
 
-The data are those of ``tests/test_registration_core.py``: 512 x 512 fields
-of the bundled cardiomyocyte nuclei (all 8 orientations), the moving cycle
-displaced by a known amount independently per field (sub-pixel shifts of up
-to 4 px, large shifts of 40-70 px, and sub-pixel shifts with a saturated
-artefact in the moving cycle), with Poisson (200 photons at full scale) and
-1% gaussian camera noise; 3D stacks of 5 planes with a z shift too.
+The data are plates written by `fractal_roi_tasks.sample_data.make_plate`
+(512 x 512 FOVs of the bundled cardiomyocyte nuclei, 3 pyramid levels, each
+half the previous), the moving acquisition displaced by a known amount
+independently per FOV (sub-pixel shifts of up to 4 px, large shifts of
+40-70 px, and sub-pixel shifts with a saturated artefact in the moving
+acquisition), with gaussian noise of 200 grey values; 3D plates of 5 planes
+with a z shift too.
 
 Baseline, written here: fractal-tasks-core's method, whole-pixel
 ``skimage.registration.phase_cross_correlation(reference, moving)`` (no
-upsampling) at pyramid level 2, i.e. on 4 x 4 block means, result times 4
-(z is not binned). Ours: `estimate_shift` at level 0. Errors are in level-0
-pixels (|estimate - truth| per axis, z included for stacks). Times are per
-field pair, best of ``--repeats``; the baseline is timed twice: on level-2
-arrays (what fractal-tasks-core computes once the pyramid is on disk) and
-including the 4 x 4 block mean from level 0. Prints ratios to the baseline.
+upsampling) on the level-2 ROI of both images, result times 4 (z is not
+binned). Ours: what Calculate Registration does per ROI at level 0
+(`calculate_registration.roi_shift`): read the level-2 ROI of both images,
+`coarse_shift`, read one 96 x 96 window of each image at level 0,
+`refine_shift`. Errors are in level-0 pixels (|estimate - truth| per axis,
+z included for stacks).
+
+Times are per ROI pair, best of ``--repeats``, with the images opened once
+(as the task does): *read+compute* includes reading exactly the pixels each
+method needs from the OME-Zarr with ngio (baseline: two level-2 ROIs; ours:
+two level-2 ROIs and two level-0 windows); *compute* times the same code on
+pixels already read. The target (error >= 10x smaller for <= 1.5x the time)
+is judged on read+compute, what a user pays per ROI.
 """
 
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
+from pathlib import Path
 
+import ngio
 import numpy as np
 from skimage.registration import phase_cross_correlation
 
-from fractal_roi_tasks.registration import estimate_shift
-from fractal_roi_tasks.registration.correlation import block_mean
-from fractal_roi_tasks.sample_data import add_noise, add_saturated_blob, sample_fov
+from fractal_roi_tasks.io.registration_reads import LevelPair, open_levels, roi_shift
+from fractal_roi_tasks.sample_data import make_plate
 
-PHOTONS = 200.0
-READ_NOISE = 650.0
+NOISE = 200.0
 LEVEL_2 = 4
+QUANTILES = (0.01, 0.999)
+KINDS = ("sub-pixel", "large", "artefact")
 
 
-def make_cases(n_per_kind: int, z_cases: int, seed: int = 0) -> list[dict]:
-    """(reference, moving, true shift) for each kind of case."""
+class _Cached:
+    """An ngio image whose `get_roi` answers from memory after the first call (compute-only timing)."""
+
+    def __init__(self, image):
+        self._image, self._store = image, {}
+
+    def __getattr__(self, name):
+        return getattr(self._image, name)
+
+    def get_roi(self, roi, **kwargs):
+        key = (roi.name, tuple(sorted((k, repr(v)) for k, v in kwargs.items())))
+        if key not in self._store:
+            self._store[key] = self._image.get_roi(roi, **kwargs)
+        return self._store[key]
+
+
+def _cached(pair: LevelPair) -> LevelPair:
+    coarse = None if pair.coarse is None else _Cached(pair.coarse)
+    return LevelPair(_Cached(pair.image), coarse, pair.factor, pair.channel)
+
+
+def make_plates(root: Path, n_per_kind: int, z_cases: int, seed: int = 0) -> list:
+    """2D plate (acquisition 1 + k: kind k) and 3D plate, with known shifts."""
     rng = np.random.default_rng(seed)
-    cases = []
-
-    def noisy(image, s):
-        return add_noise(image, photons=PHOTONS, read_noise=READ_NOISE, seed=s)
-
-    for kind in ("sub-pixel", "large", "artefact"):
-        for k in range(n_per_kind):
-            index = len(cases) % 8
+    shifts = {}
+    for k, kind in enumerate(KINDS):
+        for fov in range(n_per_kind):
             if kind == "large":
-                displacement = rng.uniform(40, 70, 2) * rng.choice([-1, 1], 2)
+                dy, dx = rng.uniform(40, 70, 2) * rng.choice([-1, 1], 2)
             else:
-                displacement = rng.uniform(-4, 4, 2)
-            reference = noisy(sample_fov(index), len(cases))
-            moving = noisy(sample_fov(index, tuple(displacement)), 1000 + len(cases))
-            if kind == "artefact":
-                moving = add_saturated_blob(
-                    moving, centre=(150 + 40 * k % 250, 320), radius_px=(15, 40)[k % 2]
-                )
-            cases.append({"kind": kind, "reference": reference, "moving": moving, "truth": -displacement})
-    for k in range(z_cases):
-        index = k % 8
-        displacement = np.array([rng.uniform(-1.3, 1.3), *rng.uniform(-45, 45, 2)])
-        reference = noisy(sample_fov(index, (0.0, 0.0, 0.0), z_planes=5), 2000 + k)
-        moving = noisy(sample_fov(index, tuple(displacement), z_planes=5), 3000 + k)
-        cases.append({"kind": "3D", "reference": reference, "moving": moving, "truth": -displacement})
-    return cases
+                dy, dx = rng.uniform(-4, 4, 2)
+            shifts[(1 + k, fov)] = (0.0, float(dy), float(dx))
+    plates = [
+        (
+            make_plate(
+                root / "2d", wells=("B03",), acquisitions=1 + len(KINDS), fov_grid=(1, n_per_kind),
+                shifts=shifts, noise=NOISE, artefacts=[(3, f) for f in range(n_per_kind)], seed=seed,
+            ),
+            {1 + k: kind for k, kind in enumerate(KINDS)},
+        )
+    ]
+    if z_cases:
+        shifts_3d = {
+            (1, fov): (float(rng.uniform(-1.3, 1.3)), *(float(v) for v in rng.uniform(-45, 45, 2)))
+            for fov in range(z_cases)
+        }
+        plate = make_plate(
+            root / "3d", wells=("B03",), acquisitions=2, fov_grid=(1, z_cases), z_planes=5,
+            shifts=shifts_3d, noise=NOISE, seed=seed,
+        )
+        plates.append((plate, {1: "3D"}))
+    return plates
 
 
-def baseline_level2(reference_level2: np.ndarray, moving_level2: np.ndarray) -> np.ndarray:
+def baseline(reference_level2: np.ndarray, moving_level2: np.ndarray) -> np.ndarray:
     """fractal-tasks-core: whole-pixel phase correlation at level 2, in level-0 pixels."""
     shift, _, _ = phase_cross_correlation(reference_level2, moving_level2)
     scale = np.array([1] * (reference_level2.ndim - 2) + [LEVEL_2, LEVEL_2])
@@ -84,32 +118,53 @@ def best_of(repeats: int, func) -> tuple[float, object]:
     return min(times), result
 
 
+def _cases(plates) -> list[dict]:
+    cases = []
+    for plate, kinds in plates:
+        reference_url = next(i.zarr_url for i in plate.images if i.acquisition == 0)
+        reference = ngio.open_ome_zarr_container(reference_url)
+        rois = {r.name: r for r in reference.get_roi_table("FOV_ROI_table").rois()}
+        ref_level2 = reference.get_image(path="2")
+        ref_pair = None
+        for image in plate.images:
+            if image.acquisition not in kinds:
+                continue
+            moving = ngio.open_ome_zarr_container(image.zarr_url)
+            axes = tuple(a for a in ("z", "y", "x") if a in ref_level2.axes)
+            ref_pair = open_levels(reference, "0", _DAPI, axes)
+            mov_pair = open_levels(moving, "0", _DAPI, axes)
+            moving_rois = {r.name: r for r in moving.get_roi_table("FOV_ROI_table").rois()}
+            for name, roi in rois.items():
+                truth = np.array(plate.truth[(image.well, image.acquisition, name)].translation_px)
+                cases.append({
+                    "kind": kinds[image.acquisition],
+                    "pairs": (ref_pair, mov_pair),
+                    "level2": (ref_level2, moving.get_image(path="2")),
+                    "channel": ref_pair.channel,
+                    "axes": axes,
+                    "rois": (roi, moving_rois[name]),
+                    "truth": truth[-len(axes):],
+                })
+    return cases
+
+
+class _Channel:
+    """The DAPI channel, as the task's `channel` argument gives it."""
+
+    label = "DAPI"
+
+    @staticmethod
+    def index_in(labels, wavelength_ids):
+        return labels.index("DAPI")
+
+
+_DAPI = _Channel()
+
+
 def run(n_per_kind: int, z_cases: int, repeats: int) -> dict:
-    cases = make_cases(n_per_kind, z_cases)
-    estimate_shift(cases[0]["reference"], cases[0]["moving"])  # warm caches and imports
-    rows = []
-    for case in cases:
-        reference, moving, truth = case["reference"], case["moving"], case["truth"]
-        level2 = (block_mean(reference, LEVEL_2), block_mean(moving, LEVEL_2))
-        ours_s, ours = best_of(repeats, lambda r=reference, m=moving: estimate_shift(r, m))
-        base_s, base = best_of(repeats, lambda a=level2: baseline_level2(*a))
-        base_bin_s, _ = best_of(
-            repeats,
-            lambda r=reference, m=moving: baseline_level2(
-                block_mean(r, LEVEL_2), block_mean(m, LEVEL_2)
-            ),
-        )
-        rows.append(
-            {
-                "kind": case["kind"],
-                "ours_error": np.abs(np.asarray(ours.shift) - truth),
-                "base_error": np.abs(base - truth),
-                "ours_s": ours_s,
-                "base_s": base_s,
-                "base_bin_s": base_bin_s,
-                "reliable": ours.reliable,
-            }
-        )
+    with tempfile.TemporaryDirectory() as root:
+        plates = make_plates(Path(root), n_per_kind, z_cases)
+        rows = [_measure(case, repeats) for case in _cases(plates)]
     result = {"pairs": len(rows)}
     for label, subset in (
         ("2d", [r for r in rows if r["kind"] != "3D"]),
@@ -119,10 +174,7 @@ def run(n_per_kind: int, z_cases: int, repeats: int) -> dict:
             continue
         ours_err = np.concatenate([r["ours_error"] for r in subset])
         base_err = np.concatenate([r["base_error"] for r in subset])
-        ours_s = float(np.mean([r["ours_s"] for r in subset]))
-        base_s = float(np.mean([r["base_s"] for r in subset]))
-        base_bin_s = float(np.mean([r["base_bin_s"] for r in subset]))
-        result[label] = {
+        figures = {
             "pairs": len(subset),
             "ours_mean_px": float(ours_err.mean()),
             "ours_max_px": float(ours_err.max()),
@@ -130,13 +182,13 @@ def run(n_per_kind: int, z_cases: int, repeats: int) -> dict:
             "baseline_max_px": float(base_err.max()),
             "error_ratio_mean": float(base_err.mean() / max(ours_err.mean(), 1e-12)),
             "error_ratio_max": float(base_err.max() / max(ours_err.max(), 1e-12)),
-            "ours_ms": 1e3 * ours_s,
-            "baseline_ms": 1e3 * base_s,
-            "baseline_with_binning_ms": 1e3 * base_bin_s,
-            "time_ratio": ours_s / base_s,
-            "time_ratio_with_binning": ours_s / base_bin_s,
             "all_reliable": all(r["reliable"] for r in subset),
         }
+        for key in ("ours_ms", "baseline_ms", "ours_compute_ms", "baseline_compute_ms"):
+            figures[key] = float(np.mean([r[key] for r in subset]))
+        figures["time_ratio"] = figures["ours_ms"] / figures["baseline_ms"]
+        figures["compute_ratio"] = figures["ours_compute_ms"] / figures["baseline_compute_ms"]
+        result[label] = figures
     result["by_kind"] = {
         kind: float(np.max([r["ours_error"].max() for r in rows if r["kind"] == kind]))
         for kind in dict.fromkeys(r["kind"] for r in rows)
@@ -144,9 +196,45 @@ def run(n_per_kind: int, z_cases: int, repeats: int) -> dict:
     return result
 
 
+def _measure(case: dict, repeats: int) -> dict:
+    ref_pair, mov_pair = case["pairs"]
+    ref_roi, mov_roi = case["rois"]
+    ref_level2, mov_level2 = case["level2"]
+    axes, channel = case["axes"], case["channel"]
+
+    def ours(pairs=(ref_pair, mov_pair)):
+        return roi_shift(*pairs, ref_roi, mov_roi, quantiles=QUANTILES)
+
+    def read_baseline():
+        return (
+            ref_level2.get_roi(ref_roi, axes_order=axes, c=channel),
+            mov_level2.get_roi(mov_roi, axes_order=axes, c=channel),
+        )
+
+    ours()  # warm caches and imports
+    ours_s, estimate = best_of(repeats, ours)
+    cached = (_cached(ref_pair), _cached(mov_pair))
+    ours(cached)
+    ours_compute_s, _ = best_of(repeats, lambda: ours(cached))
+    base_s, base = best_of(repeats, lambda: baseline(*read_baseline()))
+    arrays = read_baseline()
+    base_compute_s, _ = best_of(repeats, lambda: baseline(*arrays))
+    truth = case["truth"]
+    return {
+        "kind": case["kind"],
+        "ours_error": np.abs(np.asarray(estimate.shift) - truth),
+        "base_error": np.abs(base - truth),
+        "ours_ms": 1e3 * ours_s,
+        "ours_compute_ms": 1e3 * ours_compute_s,
+        "baseline_ms": 1e3 * base_s,
+        "baseline_compute_ms": 1e3 * base_compute_s,
+        "reliable": estimate.reliable,
+    }
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--pairs", type=int, default=4, help="2D field pairs per kind (3 kinds)")
+    parser.add_argument("--pairs", type=int, default=4, help="2D FOV pairs per kind (3 kinds)")
     parser.add_argument("--stacks", type=int, default=4, help="3D stack pairs (5 planes)")
     parser.add_argument("--repeats", type=int, default=None, help="best of this many runs (5)")
     parser.add_argument("--quick", action="store_true", help="2 pairs per kind, 1 stack, 2 repeats")
@@ -160,25 +248,25 @@ def main(argv: list[str] | None = None) -> dict:
         if label not in result:
             continue
         r = result[label]
-        print(f"{label.upper()}: {r['pairs']} field pairs (512 x 512{', 5 planes' if label == '3d' else ''})")
+        print(f"{label.upper()}: {r['pairs']} ROI pairs (512 x 512{', 5 planes' if label == '3d' else ''})")
         print(
             f"  baseline (whole-pixel phase correlation at level 2): "
             f"error mean {r['baseline_mean_px']:.3f} px, max {r['baseline_max_px']:.3f} px; "
-            f"{r['baseline_ms']:.2f} ms = 1.00x "
-            f"({r['baseline_with_binning_ms']:.2f} ms with the 4x4 binning from level 0)"
+            f"read+compute {r['baseline_ms']:.2f} ms, compute {r['baseline_compute_ms']:.2f} ms"
         )
         print(
-            f"  ours (estimate_shift at level 0):                   "
+            f"  ours (level-2 ROIs + level-0 windows):              "
             f"error mean {r['ours_mean_px']:.4f} px, max {r['ours_max_px']:.4f} px; "
-            f"{r['ours_ms']:.2f} ms = {r['time_ratio']:.2f}x baseline "
-            f"({r['time_ratio_with_binning']:.2f}x with binning)"
+            f"read+compute {r['ours_ms']:.2f} ms = {r['time_ratio']:.2f}x baseline, "
+            f"compute {r['ours_compute_ms']:.2f} ms = {r['compute_ratio']:.2f}x"
         )
         accurate = r["error_ratio_mean"] >= 10 and r["error_ratio_max"] >= 10
         fast = r["time_ratio"] <= 1.5
         print(
             f"  error: {r['error_ratio_mean']:.0f}x smaller (mean), "
-            f"{r['error_ratio_max']:.0f}x smaller (max); target >= 10x for <= 1.5x the time: "
-            f"error {'met' if accurate else 'MISSED'}, time {'met' if fast else 'MISSED'}"
+            f"{r['error_ratio_max']:.0f}x smaller (max); target >= 10x for <= 1.5x the "
+            f"read+compute time: error {'met' if accurate else 'MISSED'}, "
+            f"time {'met' if fast else 'MISSED'}"
         )
     print("  our max error by kind (px): " + ", ".join(f"{k} {v:.4f}" for k, v in result["by_kind"].items()))
     return result

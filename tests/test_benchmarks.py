@@ -17,7 +17,12 @@ def test_bench_rois_runs_and_reports_ratios(capsys):
     result = load("bench_rois").main(["--size", "256", "--objects", "60", "--repeats", "1", "--naive-subset", "3"])
     assert result["objects"] == 60
     assert result["ours"] > 0 and result["floor"] > 0 and result["naive"] > 0
-    assert "x floor" in capsys.readouterr().out
+    for name in ("json", "imagej", "geojson", "ome_xml"):  # the test extra installs ome-types
+        assert result[f"export_{name}"] > 0
+    assert result["exports"] > 0
+    out = capsys.readouterr().out
+    assert "x floor" in out
+    assert "x extraction (target <= 2x)" in out
 
 
 def test_bench_imports_covers_every_task_module(capsys):
@@ -25,3 +30,17 @@ def test_bench_imports_covers_every_task_module(capsys):
     assert "fractal_roi_tasks.tasks.segment_to_rois" in ratios
     assert all(r > 0 for r in ratios.values())
     assert "baseline" in capsys.readouterr().out
+
+
+def test_bench_registration_runs_and_reports_ratios(capsys):
+    result = load("bench_registration").main(["--quick", "--repeats", "1"])
+    for label in ("2d", "3d"):
+        figures = result[label]
+        assert figures["ours_ms"] > 0 and figures["baseline_ms"] > 0
+        assert figures["ours_compute_ms"] > 0 and figures["baseline_compute_ms"] > 0
+        assert figures["all_reliable"]
+        # Accuracy is not a timing: it must hold on any machine.
+        assert figures["ours_max_px"] < 0.1
+        assert figures["error_ratio_mean"] >= 10
+    out = capsys.readouterr().out
+    assert "x baseline" in out and "smaller (mean)" in out and "read+compute" in out

@@ -1,14 +1,33 @@
 """Multiplexing registration on numpy arrays: shift estimation and the consensus region.
 
 `estimate_shift` measures the sub-pixel translation of one acquisition's ROI
-against the reference acquisition's; `consensus_boxes` turns the
-translations of all acquisitions of a ROI into whole-pixel boxes of the part
-every acquisition sees. Both follow fractal-tasks-core's sign convention
+against the reference acquisition's from two full-resolution arrays;
+`coarse_shift`, `refinement_windows` and `refine_shift` are its two steps
+apart, for a caller that reads a coarse pyramid level and then only a window
+at full resolution (as Calculate Registration does). `consensus_boxes` turns
+the translations of all acquisitions of a ROI into whole-pixel boxes of the
+part every acquisition sees. All follow fractal-tasks-core's sign convention
 (a translation is the shift that registers an acquisition onto the
 reference) and work in pixels, axis order ((z,) y, x).
 """
 
 from fractal_roi_tasks.registration.consensus import RegisteredBox, consensus_boxes
-from fractal_roi_tasks.registration.shift import ShiftEstimate, estimate_shift
+from fractal_roi_tasks.registration.shift import (
+    RefinementWindows,
+    ShiftEstimate,
+    coarse_shift,
+    estimate_shift,
+    refine_shift,
+    refinement_windows,
+)
 
-__all__ = ["RegisteredBox", "ShiftEstimate", "consensus_boxes", "estimate_shift"]
+__all__ = [
+    "RefinementWindows",
+    "RegisteredBox",
+    "ShiftEstimate",
+    "coarse_shift",
+    "consensus_boxes",
+    "estimate_shift",
+    "refine_shift",
+    "refinement_windows",
+]

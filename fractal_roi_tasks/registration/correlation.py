@@ -391,7 +391,10 @@ def coarse_displacement(
         band_px: the `band` used for the sub-pixel estimate, in these pixels.
 
     Returns:
-        ``(whole, subpixel)``: (dy, dx) in pixels of these images.
+        ``(whole, subpixel, quality)``: (dy, dx) in pixels of these images,
+        and the normalised band-passed cross-correlation at ``subpixel`` (in
+        [-1, 1]; the windowed images are compared whole, so it is below the
+        fine step's quality when the shift is large).
 
     >>> rng = np.random.default_rng(0)
     >>> ref = rng.random((64, 64)).astype(np.float32)
@@ -417,7 +420,12 @@ def coarse_displacement(
     subpixel = newton_peak(cross_band, spectral_band, start, tolerance=1e-2)
     if max(abs(a - b) for a, b in zip(subpixel, whole)) > 1.5:
         subpixel = (float(whole[0]), float(whole[1]))
-    return whole, subpixel
+    energy = float(spectral_band.energy(spectral_band.crop(fa))) * float(
+        spectral_band.energy(spectral_band.crop(fb))
+    )
+    peak = correlation_grid(cross_band, spectral_band, np.array(subpixel[:1]), np.array(subpixel[1:]))
+    quality = float(np.clip(peak[0, 0] / math.sqrt(energy), -1.0, 1.0)) if energy > 0 else 0.0
+    return whole, subpixel, quality
 
 
 # --------------------------------------------------------------------------

@@ -22,6 +22,9 @@ and ``benchmarks/bench_registration.py``):
    same spectra give a sub-pixel estimate at the binned level (Newton's
    method on the band-passed cross-correlation), good to ~0.1 px at full
    resolution, which places the windows of the fine step.
+   `coarse_shift` is this step alone, on a coarse pyramid level the caller
+   read (Calculate Registration reads level 2), and `refine_shift` step 3
+   on two windows placed by `refinement_windows`.
 3. Fine, sub-pixel, at the input resolution on the overlapping windows only:
    a Tukey taper whose sub-pixel position follows the current estimate on
    the moving side (so both windows hold the same content: a taper fixed to
@@ -149,8 +152,12 @@ def _per_axis(value: float | Sequence[float] | None, ndim: int, default: Sequenc
     return values
 
 
-def _auto_coarse_factor(shape: Sequence[int]) -> int:
-    """The power of two (at most 8) that bins the shorter side to >= 128 px."""
+def default_coarse_factor(shape: Sequence[int]) -> int:
+    """The power of two (at most 8) that bins the shorter side of a (Y, X) ``shape`` to >= 128 px.
+
+    >>> default_coarse_factor((512, 512)), default_coarse_factor((200, 1000))
+    (4, 1)
+    """
     factor = 1
     while factor < 8 and min(shape) // (factor * 2) >= _COARSE_TARGET_PX:
         factor *= 2
@@ -345,6 +352,115 @@ def _z_and_quality(
     return dz, float(np.clip(numerator / math.sqrt(energy_ref * energy_mov), -1.0, 1.0))
 
 
+def _check_options(
+    upsample_factor: int,
+    intensity_quantiles: tuple[float, float] | None,
+    min_quality: float,
+    band_px: tuple[float, float],
+) -> tuple[float, float]:
+    """Validate the options shared by the estimators; returns ``band_px`` as floats."""
+    if isinstance(upsample_factor, bool) or not isinstance(upsample_factor, int | np.integer) or upsample_factor < 1:
+        raise InvalidInputError(f"upsample_factor must be an integer >= 1, got {upsample_factor!r}.")
+    if intensity_quantiles is not None:
+        low_q, high_q = intensity_quantiles
+        if not 0.0 <= low_q < high_q <= 1.0:
+            raise InvalidInputError(
+                f"intensity_quantiles must be (low, high) with 0 <= low < high <= 1, "
+                f"got {intensity_quantiles!r}."
+            )
+    if not -1.0 <= min_quality <= 1.0:
+        raise InvalidInputError(f"min_quality must be in [-1, 1], got {min_quality!r}.")
+    band = tuple(float(v) for v in band_px)
+    if len(band) != 2 or not all(math.isfinite(v) and v >= 0 for v in band) or (
+        0 < band[1] <= band[0]
+    ) or 0 < band[0] < 2:
+        raise InvalidInputError(
+            f"band_px must be (finest, coarsest) periods in pixels with "
+            f"2 <= finest < coarsest (0 disables one), got {band_px!r}."
+        )
+    return band
+
+
+def _check_factor(value: object, what: str, *, optional: bool) -> None:
+    if optional and value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        expected = "None or an integer >= 1" if optional else "an integer >= 1"
+        raise InvalidInputError(f"{what} must be {expected}, got {value!r}.")
+
+
+def _same_shape(reference: np.ndarray, moving: np.ndarray, what: str) -> None:
+    if reference.shape != moving.shape:
+        raise InvalidInputError(
+            f"reference_{what} {reference.shape} and moving_{what} {moving.shape} must "
+            "have the same shape; read both acquisitions with the same ROI and level."
+        )
+
+
+def _clipped(
+    reference: np.ndarray, moving: np.ndarray, quantiles: tuple[float, float] | None
+) -> tuple[np.ndarray, np.ndarray, str]:
+    """Both images clipped (float32), and why not to go on ("" to go on)."""
+    reference_f, reference_contrast = corr.clip_to_quantiles(reference, quantiles)
+    moving_f, moving_contrast = corr.clip_to_quantiles(moving, quantiles)
+    for contrast, values, name in (
+        (reference_contrast, reference_f, "reference"),
+        (moving_contrast, moving_f, "moving"),
+    ):
+        scale = max(abs(float(values.flat[0])), 1.0)
+        if contrast <= 1e-6 * scale:
+            return reference_f, moving_f, f"no contrast in the {name} image"
+    return reference_f, moving_f, ""
+
+
+def _yx(image: np.ndarray) -> np.ndarray:
+    """The (Y, X) image the y/x steps work on: the mean over z of a stack."""
+    return image.mean(axis=0) if image.ndim == 3 and image.shape[0] > 1 else image.reshape(image.shape[-2:])
+
+
+def _coarse_band(band_px: tuple[float, float], factor: int) -> tuple[float, float]:
+    coarse_band = tuple(0.0 if v == 0 else max(v / factor, 2.0) for v in band_px)
+    if coarse_band[1] and coarse_band[1] <= coarse_band[0]:
+        coarse_band = (coarse_band[0], 0.0)
+    return coarse_band
+
+
+def _finish(
+    state: _Fine | None,
+    reference_f: np.ndarray,
+    moving_f: np.ndarray,
+    *,
+    offset_yx: Sequence[int],
+    max_shift: Sequence[float],
+    coarse_shift: tuple[float, ...],
+    upsample_factor: int,
+    min_quality: float,
+) -> ShiftEstimate:
+    """z, quality and reliability from the fine step's state (see `estimate_shift`)."""
+    is_3d = reference_f.ndim == 3
+    if state is None:
+        reason = "the images overlap by less than 16 pixels at the coarse shift"
+        return ShiftEstimate(coarse_shift, 0.0, False, reason, coarse_shift)
+    displacement_yx = [d + o for d, o in zip(state.displacement, offset_yx)]
+    if is_3d and reference_f.shape[0] > 1:
+        dz, quality = _z_and_quality(reference_f, moving_f, state, max_shift[0])
+        displacement = [dz, *displacement_yx]
+    else:
+        quality = _quality_2d(state)
+        displacement = ([0.0] if is_3d else []) + list(displacement_yx)
+    shift = tuple(
+        float(np.round(-d * upsample_factor) / upsample_factor) + 0.0 for d in displacement
+    )
+    reliable = quality >= min_quality
+    reason = "" if reliable else f"quality {quality:.2f} below {min_quality}"
+    beyond = [axis for axis, (s, m) in enumerate(zip(shift, max_shift)) if abs(s) > m + 1e-9]
+    if beyond and reliable:
+        reliable = False
+        reason = f"shift {shift} exceeds max_shift_px {tuple(max_shift)}"
+    logger.debug("shift %s, quality %.3f, %s", shift, quality, reason or "reliable")
+    return ShiftEstimate(shift, quality, reliable, reason, coarse_shift)
+
+
 def estimate_shift(
     reference_image: np.ndarray,
     moving_image: np.ndarray,
@@ -408,37 +524,11 @@ def estimate_shift(
     ([-2.5, 7.3], True)
     """
     reference = _as_image(reference_image, "reference_image")
+    reference = _as_image(reference_image, "reference_image")
     moving = _as_image(moving_image, "moving_image")
-    if reference.shape != moving.shape:
-        raise InvalidInputError(
-            f"reference_image {reference.shape} and moving_image {moving.shape} must "
-            "have the same shape; read both acquisitions with the same ROI and level."
-        )
-    if isinstance(upsample_factor, bool) or not isinstance(upsample_factor, int | np.integer) or upsample_factor < 1:
-        raise InvalidInputError(f"upsample_factor must be an integer >= 1, got {upsample_factor!r}.")
-    if coarse_factor is not None and (
-        isinstance(coarse_factor, bool)
-        or not isinstance(coarse_factor, int | np.integer)
-        or coarse_factor < 1
-    ):
-        raise InvalidInputError(f"coarse_factor must be None or an integer >= 1, got {coarse_factor!r}.")
-    if intensity_quantiles is not None:
-        low_q, high_q = intensity_quantiles
-        if not 0.0 <= low_q < high_q <= 1.0:
-            raise InvalidInputError(
-                f"intensity_quantiles must be (low, high) with 0 <= low < high <= 1, "
-                f"got {intensity_quantiles!r}."
-            )
-    if not -1.0 <= min_quality <= 1.0:
-        raise InvalidInputError(f"min_quality must be in [-1, 1], got {min_quality!r}.")
-    band_px = tuple(float(v) for v in band_px)
-    if len(band_px) != 2 or not all(math.isfinite(v) and v >= 0 for v in band_px) or (
-        0 < band_px[1] <= band_px[0]
-    ) or 0 < band_px[0] < 2:
-        raise InvalidInputError(
-            f"band_px must be (finest, coarsest) periods in pixels with "
-            f"2 <= finest < coarsest (0 disables one), got {band_px!r}."
-        )
+    _same_shape(reference, moving, "image")
+    _check_factor(coarse_factor, "coarse_factor", optional=True)
+    band_px = _check_options(upsample_factor, intensity_quantiles, min_quality, band_px)
 
     is_3d = reference.ndim == 3
     planes = reference.shape[0] if is_3d else 1
@@ -449,28 +539,14 @@ def estimate_shift(
     default_max = [float(planes // 2)] if is_3d else []
     default_max += [n / 2 for n in yx_shape]
     max_shift = _per_axis(max_shift_px, reference.ndim, default_max)
-    max_shift_z = max_shift[0] if is_3d else 0.0
     max_shift_yx = max_shift[-2:]
     zeros = (0.0,) * reference.ndim
 
-    reference_f, reference_contrast = corr.clip_to_quantiles(reference, intensity_quantiles)
-    moving_f, moving_contrast = corr.clip_to_quantiles(moving, intensity_quantiles)
-    for contrast, values, name in (
-        (reference_contrast, reference_f, "reference"),
-        (moving_contrast, moving_f, "moving"),
-    ):
-        scale = max(abs(float(values.flat[0])), 1.0)
-        if contrast <= 1e-6 * scale:
-            reason = f"no contrast in the {name} image"
-            logger.debug("estimate_shift: %s", reason)
-            return ShiftEstimate(zeros, 0.0, False, reason, zeros)
-
-    if is_3d and planes > 1:
-        reference_yx = reference_f.mean(axis=0)
-        moving_yx = moving_f.mean(axis=0)
-    else:
-        reference_yx = reference_f.reshape(yx_shape)
-        moving_yx = moving_f.reshape(yx_shape)
+    reference_f, moving_f, reason = _clipped(reference, moving, intensity_quantiles)
+    if reason:
+        logger.debug("estimate_shift: %s", reason)
+        return ShiftEstimate(zeros, 0.0, False, reason, zeros)
+    reference_yx, moving_yx = _yx(reference_f), _yx(moving_f)
 
     if coarse_factor is None and max(max_shift_yx) <= _SMALL_SHIFT_PX:
         # Small shifts: the fine step's own search covers them.
@@ -478,16 +554,13 @@ def estimate_shift(
         coarse = [0, 0]
         radius = [int(math.ceil(m)) for m in max_shift_yx]
     else:
-        factor = int(coarse_factor or _auto_coarse_factor(yx_shape))
+        factor = int(coarse_factor or default_coarse_factor(yx_shape))
         factor = max(1, min(factor, min(yx_shape) // (2 * _MIN_OVERLAP_PX)))
-        coarse_band = tuple(0.0 if v == 0 else max(v / factor, 2.0) for v in band_px)
-        if coarse_band[1] and coarse_band[1] <= coarse_band[0]:
-            coarse_band = (coarse_band[0], 0.0)
-        whole, subpixel = corr.coarse_displacement(
+        _, subpixel, _ = corr.coarse_displacement(
             corr.block_mean(reference_yx, factor),
             corr.block_mean(moving_yx, factor),
             [m / factor for m in max_shift_yx],
-            coarse_band,
+            _coarse_band(band_px, factor),
         )
         # Block means of a displaced image are displaced by d / factor, with
         # pixel centres at (factor - 1) / 2 in both images: no offset.
@@ -497,27 +570,268 @@ def estimate_shift(
 
     state = _fine(reference_yx, moving_yx, coarse, radius, band_px=band_px)
     coarse_shift = ((0.0,) if is_3d else ()) + tuple(0.0 - round(c) for c in coarse)
-    if state is None:
-        reason = "the images overlap by less than 16 pixels at the coarse shift"
-        return ShiftEstimate(coarse_shift, 0.0, False, reason, coarse_shift)
-    displacement_yx = state.displacement
-    if is_3d and planes > 1:
-        dz, quality = _z_and_quality(reference_f, moving_f, state, max_shift_z)
-        displacement = [dz, *displacement_yx]
-    else:
-        quality = _quality_2d(state)
-        displacement = ([0.0] if is_3d else []) + list(displacement_yx)
-
-    shift = tuple(
-        float(np.round(-d * upsample_factor) / upsample_factor) + 0.0 for d in displacement
+    return _finish(
+        state,
+        reference_f,
+        moving_f,
+        offset_yx=(0, 0),
+        max_shift=max_shift,
+        coarse_shift=coarse_shift,
+        upsample_factor=upsample_factor,
+        min_quality=min_quality,
     )
+
+
+def coarse_shift(
+    reference_coarse: np.ndarray,
+    moving_coarse: np.ndarray,
+    *,
+    factor: int,
+    max_shift_px: float | Sequence[float] | None = None,
+    intensity_quantiles: tuple[float, float] | None = (0.01, 0.999),
+    min_quality: float = 0.3,
+    band_px: tuple[float, float] = (6.0, 30.0),
+) -> ShiftEstimate:
+    """The coarse step alone: the shift measured on a coarse pyramid level.
+
+    Both images are clipped to their intensity quantiles (a stack is averaged
+    over z) and registered by phase correlation (whole coarse pixels, robust
+    for shifts of tens of pixels), then refined to about a tenth of a coarse
+    pixel on the band-passed cross-correlation; see `estimate_shift`. The
+    result places the windows of `refine_shift` (see `refinement_windows`).
+
+    Args:
+        reference_coarse: (Y, X) or (Z, Y, X) array, any real dtype: the ROI
+            of the reference at a level ``factor`` times coarser in y and x
+            than the full-resolution pixels the result is given in (a
+            pyramid level, or `block_mean` of the full resolution).
+        moving_coarse: same shape, the moving acquisition's ROI at that level.
+        factor: pixel size of the coarse level over the full-resolution one
+            (4 for pyramid level 2 of a pyramid halving each level).
+        max_shift_px: largest y/x shift searched, in full-resolution pixels:
+            one number, or one per axis ((z,) y, x; z is ignored). None:
+            half the image.
+        intensity_quantiles: as in `estimate_shift`.
+        min_quality: below this quality the estimate is flagged unreliable.
+        band_px: as in `estimate_shift`, in full-resolution pixels.
+
+    Returns:
+        A `ShiftEstimate` in full-resolution pixels, one entry per input
+        axis (z is 0): ``shift`` is the sub-pixel estimate at the coarse
+        level times ``factor`` (not rounded), ``coarse_shift`` the whole
+        coarse pixels times ``factor``, ``quality`` the normalised
+        band-passed correlation of the whole coarse images at ``shift``
+        (lower than the fine quality when the overlap is small).
+
+    Raises:
+        InvalidInputError: (a ValueError) as `estimate_shift`, for images
+            smaller than 32 x 32 or an invalid ``factor``.
+
+    >>> from fractal_roi_tasks.registration.correlation import block_mean
+    >>> from fractal_roi_tasks.sample_data import sample_fov
+    >>> reference = block_mean(sample_fov(0), 4)
+    >>> moving = block_mean(sample_fov(0, (21.0, -42.5)), 4)
+    >>> estimate = coarse_shift(reference, moving, factor=4)
+    >>> [round(v) for v in estimate.shift], estimate.coarse_shift, estimate.reliable
+    ([-21, 42], (-20.0, 44.0), True)
+    """
+    reference = _as_image(reference_coarse, "reference_coarse")
+    moving = _as_image(moving_coarse, "moving_coarse")
+    _same_shape(reference, moving, "coarse")
+    _check_factor(factor, "factor", optional=False)
+    band_px = _check_options(1, intensity_quantiles, min_quality, band_px)
+    yx_shape = reference.shape[-2:]
+    zeros = (0.0,) * reference.ndim
+    default = [0.0] * (reference.ndim - 2) + [n * factor / 2 for n in yx_shape]
+    max_shift_yx = _per_axis(max_shift_px, reference.ndim, default)[-2:]
+    reference_f, moving_f, reason = _clipped(reference, moving, intensity_quantiles)
+    if reason:
+        logger.debug("coarse_shift: %s", reason)
+        return ShiftEstimate(zeros, 0.0, False, reason, zeros)
+    whole, subpixel, quality = corr.coarse_displacement(
+        _yx(reference_f),
+        _yx(moving_f),
+        [m / factor for m in max_shift_yx],
+        _coarse_band(band_px, factor),
+    )
+    lead = (0.0,) * (reference.ndim - 2)
+    shift = lead + tuple(0.0 - p * factor for p in subpixel)
+    whole_shift = lead + tuple(0.0 - float(w * factor) for w in whole)
     reliable = quality >= min_quality
     reason = "" if reliable else f"quality {quality:.2f} below {min_quality}"
-    beyond = [
-        axis for axis, (s, m) in enumerate(zip(shift, max_shift)) if abs(s) > m + 1e-9
-    ]
-    if beyond and reliable:
-        reliable = False
-        reason = f"shift {shift} exceeds max_shift_px {tuple(max_shift)}"
-    logger.debug("estimate_shift: shift %s, quality %.3f, %s", shift, quality, reason or "reliable")
-    return ShiftEstimate(shift, quality, reliable, reason, coarse_shift)
+    logger.debug("coarse_shift: factor %d, shift %s, quality %.3f", factor, shift, quality)
+    return ShiftEstimate(shift, quality, reliable, reason, whole_shift)
+
+
+@dataclass(frozen=True)
+class RefinementWindows:
+    """Where to cut the two windows of `refine_shift`, in full-resolution pixels.
+
+    Attributes:
+        reference: (y, x) slices of the reference window, relative to the
+            first pixel of the ROI.
+        moving: (y, x) slices of the moving window, same size, relative to
+            the first pixel of the moving acquisition's ROI.
+        offset_px: (y, x) whole pixels the moving window is cut further
+            than the reference window (the rounded coarse displacement).
+    """
+
+    reference: tuple[slice, slice]
+    moving: tuple[slice, slice]
+    offset_px: tuple[int, int]
+
+
+def refinement_windows(
+    reference_coarse: np.ndarray,
+    shape_px: Sequence[int],
+    shift_px: Sequence[float],
+    *,
+    factor: int,
+    window_px: int = 96,
+) -> RefinementWindows | None:
+    """A window of the ROI with texture, seen by both acquisitions at ``shift_px``.
+
+    The window is ``window_px`` square (smaller where the ROI, less the
+    shift, is smaller), lies inside the ROI in both acquisitions, and among
+    those positions holds the most detail of the reference (squared
+    gradients of ``reference_coarse``, clipped to its 1% and 99.9%
+    intensity quantiles, summed over the window), so a field with a few
+    nuclei is refined on them rather than on background.
+
+    Args:
+        reference_coarse: (Y, X) or (Z, Y, X) the reference ROI at the coarse
+            level (as given to `coarse_shift`).
+        shape_px: ((z,) y, x) shape of the ROI at full resolution.
+        shift_px: ((z,) y, x) shift found by `coarse_shift`, full-resolution
+            pixels, fractal-tasks-core's sign.
+        factor: pixel size of the coarse level over the full-resolution one.
+        window_px: side of the window in full-resolution pixels.
+
+    Returns:
+        A `RefinementWindows`, or None when the ROI and its shifted copy
+        overlap by less than 32 pixels along y or x.
+
+    >>> windows = refinement_windows(np.zeros((128, 128)), (512, 512), (-10.2, 3.7), factor=4)
+    >>> windows.offset_px, windows.reference[0].stop - windows.reference[0].start
+    ((10, -4), 96)
+    """
+    offset = tuple(int(round(-float(s))) for s in list(shift_px)[-2:])
+    guide = _yx(corr.clip_to_quantiles(np.asarray(reference_coarse), (0.01, 0.999))[0])
+    energy = np.diff(guide, axis=0)[:, :-1] ** 2 + np.diff(guide, axis=1)[:-1, :] ** 2
+    integral = np.zeros((energy.shape[0] + 1, energy.shape[1] + 1))
+    integral[1:, 1:] = energy.cumsum(0).cumsum(1)
+    sizes, ranges, candidates = [], [], []
+    for axis, (n, o) in enumerate(zip(list(shape_px)[-2:], offset)):
+        size = min(int(window_px), int(n) - abs(o))
+        if size < 2 * _MIN_OVERLAP_PX:
+            return None
+        low, high = max(0, -o), min(n - size, n - size - o)
+        coarse_size = max(1, size // factor)
+        first, last = -(-low // factor), min(high // factor, energy.shape[axis] - coarse_size)
+        candidates.append(np.arange(first, last + 1) if last >= first else np.array([], int))
+        sizes.append((size, coarse_size))
+        ranges.append((low, high))
+    if all(c.size for c in candidates):
+        (ys, (_, hy)), (xs, (_, hx)) = zip(candidates, sizes)
+        box = (
+            integral[np.ix_(ys + hy, xs + hx)]
+            - integral[np.ix_(ys, xs + hx)]
+            - integral[np.ix_(ys + hy, xs)]
+            + integral[np.ix_(ys, xs)]
+        )
+        iy, ix = np.unravel_index(int(np.argmax(box)), box.shape)
+        starts = [int(ys[iy]) * factor, int(xs[ix]) * factor]
+    else:
+        starts = [(low + high) // 2 for low, high in ranges]
+    starts = [min(max(s, low), high) for s, (low, high) in zip(starts, ranges)]
+    reference = tuple(slice(s, s + size) for s, (size, _) in zip(starts, sizes))
+    return RefinementWindows(reference, _moved(reference, offset), offset)
+
+
+def refine_shift(
+    reference_window: np.ndarray,
+    moving_window: np.ndarray,
+    initial_shift: Sequence[float],
+    *,
+    offset_px: Sequence[int] = (0, 0),
+    upsample_factor: int = 100,
+    max_shift_px: float | Sequence[float] | None = None,
+    intensity_quantiles: tuple[float, float] | None = (0.01, 0.999),
+    min_quality: float = 0.3,
+    band_px: tuple[float, float] = (6.0, 30.0),
+) -> ShiftEstimate:
+    """The fine step alone: the sub-pixel shift from two windows of the images.
+
+    The windows are cut from the two acquisitions at full resolution (or the
+    requested level), the moving one ``offset_px`` further along y and x;
+    ``initial_shift`` (from `coarse_shift`) must be within about a pixel.
+    The sub-pixel step of `estimate_shift` runs on them (whole pixels
+    within 1 of the start, then Newton's method, repeated until window and
+    estimate agree), then z and the quality on all planes.
+
+    Args:
+        reference_window: (Y, X) or (Z, Y, X) array, any real dtype, at least
+            32 x 32 (96 x 96 recommended: smaller windows are as accurate on nuclei, larger ones more often hold an artefact). Not modified.
+        moving_window: same shape.
+        initial_shift: ((z,) y, x) or (y, x) shift of the whole images in
+            pixels, fractal-tasks-core's sign (z is ignored).
+        offset_px: (y, x) whole pixels: where ``moving_window`` starts in the
+            moving image minus where ``reference_window`` starts in the
+            reference image (see `refinement_windows`).
+        upsample_factor: as in `estimate_shift`.
+        max_shift_px: largest shift accepted, ((z,) y, x) or one number;
+            None: ``Z // 2`` planes in z, no limit in y and x. A larger
+            estimate is flagged unreliable.
+        intensity_quantiles: as in `estimate_shift`, on the windows.
+        min_quality: as in `estimate_shift`.
+        band_px: as in `estimate_shift`.
+
+    Returns:
+        A `ShiftEstimate` of the whole images (``offset_px`` included), one
+        entry per input axis; ``coarse_shift`` is ``initial_shift`` rounded.
+
+    Raises:
+        InvalidInputError: (a ValueError) as `estimate_shift`.
+
+    >>> from fractal_roi_tasks.sample_data import sample_fov
+    >>> reference, moving = sample_fov(0), sample_fov(0, (21.3, -42.6))
+    >>> window = (slice(200, 328), slice(200, 328))
+    >>> moved = (slice(221, 349), slice(157, 285))
+    >>> estimate = refine_shift(
+    ...     reference[window], moving[moved], (-21.0, 42.0), offset_px=(21, -43)
+    ... )
+    >>> estimate.shift, estimate.reliable
+    ((-21.3, 42.6), True)
+    """
+    reference = _as_image(reference_window, "reference_window")
+    moving = _as_image(moving_window, "moving_window")
+    _same_shape(reference, moving, "window")
+    band_px = _check_options(upsample_factor, intensity_quantiles, min_quality, band_px)
+    offset = tuple(int(o) for o in offset_px)
+    initial = [float(v) for v in initial_shift][-2:]
+    if len(offset) != 2 or len(initial) != 2:
+        raise InvalidInputError(
+            f"offset_px must be (y, x) and initial_shift ((z,) y, x), got {offset_px!r} "
+            f"and {initial_shift!r}."
+        )
+    planes = reference.shape[0] if reference.ndim == 3 else 1
+    default = ([float(planes // 2)] if reference.ndim == 3 else []) + [math.inf, math.inf]
+    max_shift = _per_axis(max_shift_px, reference.ndim, default)
+    lead = (0.0,) * (reference.ndim - 2)
+    coarse = lead + tuple(float(round(v)) + 0.0 for v in initial)
+    reference_f, moving_f, reason = _clipped(reference, moving, intensity_quantiles)
+    if reason:
+        logger.debug("refine_shift: %s", reason)
+        return ShiftEstimate(coarse, 0.0, False, reason, coarse)
+    start = [-s - o for s, o in zip(initial, offset)]
+    state = _fine(_yx(reference_f), _yx(moving_f), start, (1, 1), band_px=band_px)
+    return _finish(
+        state,
+        reference_f,
+        moving_f,
+        offset_yx=offset,
+        max_shift=max_shift,
+        coarse_shift=coarse,
+        upsample_factor=upsample_factor,
+        min_quality=min_quality,
+    )

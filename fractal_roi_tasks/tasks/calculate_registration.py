@@ -12,6 +12,7 @@ from fractal_roi_tasks.arguments import ChannelChoice, ReferenceImage, check_lev
 from fractal_roi_tasks.errors import InvalidInputError
 from fractal_roi_tasks.io.ngio_tables import spacing_um
 from fractal_roi_tasks.io.open import open_image_container
+from fractal_roi_tasks.io.registration_reads import open_levels, roi_shift
 from fractal_roi_tasks.io.roi_tables import read_roi_table, write_roi_table
 from fractal_roi_tasks.io.table_guard import guarded_rewrite
 from fractal_roi_tasks.names import FOV_ROI_TABLE, QUALITY_COLUMN, TRANSLATION_COLUMNS, check_name
@@ -33,8 +34,10 @@ def calculate_registration(
     """Measure, per ROI, how far this acquisition is shifted from the reference.
 
     For each ROI of `roi_table` (matched by name with the reference image's
-    table) the shift is found coarse-to-fine (whole pixels on a binned copy,
-    then sub-pixel on the overlap) and written to this acquisition's ROI
+    table) the shift is found coarse-to-fine (the large shift on the pyramid
+    level 4x coarser than `level`, then sub-pixel at `level` on a 96 x 96
+    pixel window with texture: only that window is read at `level`) and
+    written to this acquisition's ROI
     table as `translation_z`, `translation_y`, `translation_x` in micrometers,
     with fractal-tasks-core's sign (the shift that moves this acquisition onto
     the reference), and `registration_quality` (normalized cross-correlation
@@ -67,9 +70,7 @@ def calculate_registration(
         check_level(level, ome_zarr.level_paths)
     moving_image = moving.get_image(path=level)
     reference_image = reference.get_image(path=level)
-    c_moving = channel.index_in(moving_image.channel_labels, moving_image.wavelength_ids)
-    c_reference = channel.index_in(reference_image.channel_labels, reference_image.wavelength_ids)
-    moving_table, moving_rois = read_roi_table(moving, roi_table, zarr_url)
+    moving_rois_table, moving_rois = read_roi_table(moving, roi_table, zarr_url)
     reference_table, _ = read_roi_table(reference, roi_table, reference_url)
     _check_same(moving_rois.index, [r.name for r in reference_table.rois()], roi_table)
     axes = tuple(a for a in ("z", "y", "x") if a in moving_image.axes)
@@ -79,18 +80,12 @@ def calculate_registration(
             f"Pixel sizes differ between {zarr_url!r} and its reference {reference_url!r} "
             f"at level {level}; registration needs the same pixel size."
         )
-
-    from fractal_roi_tasks.registration import estimate_shift
+    sources = [open_levels(c, level, channel, axes) for c in (reference, moving)]
 
     shifts, quality = {}, {}
     for roi in reference_table.rois():
-        fixed = reference_image.get_roi(roi, axes_order=axes, c=c_reference)
-        mov = moving_image.get_roi(moving_table.get(roi.name), axes_order=axes, c=c_moving)
-        common = tuple(slice(0, min(a, b)) for a, b in zip(fixed.shape, mov.shape))
-        estimate = estimate_shift(
-            fixed[common],
-            mov[common],
-            intensity_quantiles=(lower_quantile, upper_quantile),
+        estimate = roi_shift(
+            *sources, roi, moving_rois_table.get(roi.name), quantiles=(lower_quantile, upper_quantile)
         )
         shift_um = np.asarray(estimate.shift) * spacing
         shifts[roi.name] = (0.0,) * (3 - len(axes)) + tuple(shift_um.tolist())
@@ -102,7 +97,7 @@ def calculate_registration(
         moving_rois[column] = values
     moving_rois[QUALITY_COLUMN] = [quality[n] for n in moving_rois.index]
     with guarded_rewrite(zarr_url, roi_table):
-        write_roi_table(moving, roi_table, moving_rois, like=moving_table)
+        write_roi_table(moving, roi_table, moving_rois, like=moving_rois_table)
     logger.info(
         "%s: %d ROIs registered against %s (median quality %.3f)",
         zarr_url,
