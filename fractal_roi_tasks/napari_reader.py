@@ -147,15 +147,19 @@ def _polygon_layer(roi_set, items, ndim, common) -> LayerData:
 
 def _ellipse_layer(roi_set, items, ndim, common) -> LayerData:
     data = [_with_z(ellipse_corners(shape), shape.z, ndim) for _, shape in items]
-    kwargs = {
+    return data, _outline_kwargs(common, "ellipse", ndim, _features(roi_set, [i for i, _ in items])), "shapes"
+
+
+def _outline_kwargs(common: dict, shape_type: str, ndim: int, features) -> dict:
+    """Layer options of outlines drawn in one colour, unfilled."""
+    return {
         **common,
-        "shape_type": "ellipse",
+        "shape_type": shape_type,
         "ndim": ndim,
-        "features": _features(roi_set, [i for i, _ in items]),
+        "features": features,
         "edge_color": EXTERIOR_COLOR,
         "face_color": "transparent",
     }
-    return data, kwargs, "shapes"
 
 
 def _path_layer(roi_set, items, ndim, common) -> LayerData:
@@ -165,15 +169,7 @@ def _path_layer(roi_set, items, ndim, common) -> LayerData:
         if shape.closed and len(points) > 1:
             points = np.concatenate([points, points[:1]])
         data.append(points)
-    kwargs = {
-        **common,
-        "shape_type": "path",
-        "ndim": ndim,
-        "features": _features(roi_set, [i for i, _ in items]),
-        "edge_color": EXTERIOR_COLOR,
-        "face_color": "transparent",
-    }
-    return data, kwargs, "shapes"
+    return data, _outline_kwargs(common, "path", ndim, _features(roi_set, [i for i, _ in items])), "shapes"
 
 
 def _points_layer(roi_set, items, ndim, common) -> LayerData:
