@@ -62,6 +62,9 @@ DEMO_EXPORTS = _exports()
 DEMO_ARGS: dict[str, list[dict]] = {
     "Calculate Registration (image-based)": [{"channel": {"label": "DAPI"}}],
     "Find Registration Consensus": [{}],
+    "Apply Registration to Image": [
+        {"registered_roi_table": "FOV_ROI_table_registered", "overwrite_input": False}
+    ],
     "Segment to ROIs": [
         # The nuclei labels that came with the images.
         {"label_name": NUCLEI_LABEL, "exports": DEMO_EXPORTS},

@@ -44,3 +44,9 @@ def test_bench_registration_runs_and_reports_ratios(capsys):
         assert figures["error_ratio_mean"] >= 10
     out = capsys.readouterr().out
     assert "x baseline" in out and "smaller (mean)" in out and "read+compute" in out
+
+
+def test_bench_apply_runs_and_reports_a_ratio(capsys):
+    result = load("bench_apply").main(["--size", "512", "--repeats", "1"])
+    assert result["ours"] > 0 and result["baseline"] > 0 and result["ratio"] > 0
+    assert "x copy (target <= 1.3x)" in capsys.readouterr().out

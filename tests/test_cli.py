@@ -50,7 +50,10 @@ def test_demo_runs_every_task_and_says_what_it_found(tmp_path, capsys):
     images = [str(plate / "B" / "03" / "0"), str(plate / "B" / "04" / "0")]
     per_well = NUCLEI_PER_FOV * FOVS_PER_IMAGE
     # progress of every step, then the findings per well and label image
-    assert out.count("[4/4] ok") == len(demo.DEMO_ARGS["Segment to ROIs"])  # 2 wells x 2 cycles
+    per_image_runs = len(demo.DEMO_ARGS["Segment to ROIs"]) + len(
+        demo.DEMO_ARGS["Apply Registration to Image"]
+    )
+    assert out.count("[4/4] ok") == per_image_runs  # 2 wells x 2 cycles
     assert out.count("[2/2] ok") == 2  # registration: the non-reference images, then the wells
     findings = out.split("What the tasks found")[1].split("Where the outputs are")[0]
     for well in ("B03", "B04"):

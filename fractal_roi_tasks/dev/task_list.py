@@ -32,6 +32,15 @@ TASK_LIST = [
         docs_info="file:../../docs/find_registration_consensus.md",
     ),
     ParallelTask(
+        name="Apply Registration to Image",
+        executable="tasks/apply_registration_to_image.py",
+        meta={"cpus_per_task": 1, "mem": 8000},
+        category="Registration",
+        modality="HCS",
+        tags=["Multiplexing", "Registration", "Crash-safe", "fractal-tasks-core compatible"],
+        docs_info="file:../../docs/apply_registration_to_image.md",
+    ),
+    ParallelTask(
         name="Segment to ROIs",
         executable="tasks/segment_to_rois.py",
         meta={"cpus_per_task": 1, "mem": 8000},

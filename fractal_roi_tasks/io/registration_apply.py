@@ -1,0 +1,389 @@
+"""Copy the regions of a registered ROI table into the reference frame.
+
+A registered ROI table (written by Find Registration Consensus) gives, per
+ROI, the region in this acquisition (``x_micrometer``, ``len_x_micrometer``,
+...) and where it lies in the reference (``x_micrometer_reference``, ...).
+Applying the registration copies each region, whole pixels, to its reference
+position in a new image of the same shape; everything else stays zero.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from fractal_roi_tasks.errors import InvalidInputError, NotFoundError
+from fractal_roi_tasks.names import REFERENCE_COLUMNS
+
+logger = logging.getLogger(__name__)
+
+AXES = ("z", "y", "x")
+REGISTRATION_COLUMNS = (
+    "translation_z", "translation_y", "translation_x",
+    "registration_quality", "registration_fallback", *REFERENCE_COLUMNS,
+)
+_WHOLE = 1e-3  # pixels: micrometer round-off, not a sub-pixel bound
+
+
+@dataclass(frozen=True)
+class RoiPair:
+    """One ROI's region in this acquisition and in the reference, micrometers (z, y, x)."""
+
+    name: str
+    start_um: tuple[float, float, float]
+    reference_start_um: tuple[float, float, float]
+    length_um: tuple[float, float, float]
+
+
+def roi_pairs(frame: pd.DataFrame, table_name: str) -> list[RoiPair]:
+    """The ROI pairs of a registered table (indexed by ROI name), or a clear error."""
+    missing = [c for c in REFERENCE_COLUMNS if c not in frame]
+    if missing:
+        raise InvalidInputError(
+            f"Table {table_name!r} has no {missing} columns: it was not written by this "
+            "package's Find Registration Consensus. Run Calculate Registration and Find "
+            "Registration Consensus (fractal-roi-tasks) first."
+        )
+    if not frame.index.is_unique:
+        raise InvalidInputError(f"Table {table_name!r} names a ROI twice: {list(frame.index)}.")
+    pairs = []
+    for name, row in frame.iterrows():
+        def column(template, row=row):
+            return tuple(float(row.get(template.format(a), 0.0)) for a in AXES)
+
+        pairs.append(RoiPair(
+            name=str(name),
+            start_um=column("{}_micrometer"),
+            reference_start_um=column("{}_micrometer_reference"),
+            length_um=tuple(
+                float(row.get(f"len_{a}_micrometer", 1.0)) for a in AXES
+            ),
+        ))
+    return pairs
+
+
+def pixel_boxes(
+    pair: RoiPair, pixel_size: dict[str, float], shape: dict[str, int]
+) -> tuple[dict[str, slice], dict[str, slice]]:
+    """(source, target) slices of `pair` in an array with these pixel sizes and shape.
+
+    Raises:
+        InvalidInputError: a bound is not on a whole pixel, or a region leaves the image.
+    """
+    source, target = {}, {}
+    for index, axis in enumerate(AXES):
+        if axis not in shape:
+            continue
+        size = pixel_size[axis]
+        start = _whole(pair.start_um[index] / size, pair, axis)
+        reference = _whole(pair.reference_start_um[index] / size, pair, axis)
+        length = _whole(pair.length_um[index] / size, pair, axis)
+        if axis == "z" and shape["z"] == 1:
+            start, reference, length = 0, 0, 1
+        for what, first in (("region", start), ("reference region", reference)):
+            if first < 0 or length < 1 or first + length > shape[axis]:
+                raise InvalidInputError(
+                    f"ROI {pair.name!r}: its {what} along {axis} ({first} to "
+                    f"{first + length} px) leaves the image (0 to {shape[axis]} px). Re-run "
+                    "Find Registration Consensus on this plate."
+                )
+        source[axis] = slice(start, start + length)
+        target[axis] = slice(reference, reference + length)
+    return source, target
+
+
+def _whole(value: float, pair: RoiPair, axis: str) -> int:
+    rounded = round(value)
+    if abs(value - rounded) > _WHOLE:
+        raise InvalidInputError(
+            f"ROI {pair.name!r}: bound {value:.4f} px along {axis} is not on a whole pixel. "
+            "Apply Registration copies whole pixels; write the table with this package's "
+            "Find Registration Consensus (whole-pixel bounds)."
+        )
+    return int(rounded)
+
+
+def copy_pairs(source, target, pairs: list[RoiPair]) -> None:
+    """Copy every pair's region of `source` (ngio Image or Label) into `target`.
+
+    Per channel (all of them), the whole full-resolution array is read once and
+    written once, like a plain copy: no chunk is read or written twice.
+    """
+    size = source.pixel_size
+    pixel_size = {a: float(getattr(size, a)) for a in AXES if a in source.axes}
+    shape = {a: source.shape[source.axes.index(a)] for a in AXES if a in source.axes}
+    boxes = [pixel_boxes(pair, pixel_size, shape) for pair in pairs]
+    axes = list(source.axes)
+    channels = [{}] if "c" not in axes else [{"c": i} for i in range(source.shape[axes.index("c")])]
+    for channel in channels:
+        kept = [a for a in axes if a not in channel]
+        array = source.get_array(**channel)
+        out = np.zeros_like(array)
+        for read, write in boxes:
+            src = tuple(read.get(a, slice(None)) for a in kept)
+            dst = tuple(write.get(a, slice(None)) for a in kept)
+            out[dst] = array[src]
+        del array
+        target.set_array(out, **channel)
+
+
+def check_pairs(image, pairs: list[RoiPair]) -> None:
+    """Raise before anything is written if a pair cannot be copied in `image`."""
+    size = image.pixel_size
+    pixel_size = {a: float(getattr(size, a)) for a in AXES if a in image.axes}
+    shape = {a: image.shape[image.axes.index(a)] for a in AXES if a in image.axes}
+    for pair in pairs:
+        pixel_boxes(pair, pixel_size, shape)
+
+
+def in_reference_frame(frame: pd.DataFrame, *, registered: bool) -> pd.DataFrame:
+    """A ROI table of the original image, as it holds for the registered one.
+
+    The registered table's regions move to their reference position (the
+    ``translation_*`` and ``*_reference`` columns stay, as a record of what
+    was applied). Every other ROI table (fields of view, the well) describes
+    the same grid in every acquisition's frame: its ROIs stay, without the
+    registration columns, which described the unregistered image.
+    """
+    frame = frame.copy()
+    if registered:
+        for axis, reference in zip(AXES, REFERENCE_COLUMNS):
+            if reference in frame:
+                frame[f"{axis}_micrometer"] = frame[reference]
+        return frame
+    return frame.drop(columns=[c for c in REGISTRATION_COLUMNS if c in frame])
+
+
+def masking_in_reference_frame(frame: pd.DataFrame, pairs: list[RoiPair]) -> pd.DataFrame:
+    """A masking ROI table moved with its label image.
+
+    Each object's box moves with the ROI region holding its centre and is cut
+    to that region's reference position; objects outside every region (their
+    pixels are not in the registered image) are dropped.
+    """
+    keep, rows = [], []
+    for name, row in frame.iterrows():
+        start = np.array([float(row.get(f"{a}_micrometer", 0.0)) for a in AXES])
+        length = np.array([float(row.get(f"len_{a}_micrometer", 0.0)) for a in AXES])
+        centre = start + length / 2
+        for pair in pairs:
+            low, size = np.array(pair.start_um), np.array(pair.length_um)
+            if np.all(centre[1:] >= low[1:]) and np.all(centre[1:] < (low + size)[1:]):
+                offset = np.array(pair.reference_start_um) - low
+                lo = np.maximum(start + offset, pair.reference_start_um)
+                hi = np.minimum(start + length + offset, np.array(pair.reference_start_um) + size)
+                new = row.copy()
+                for index, axis in enumerate(AXES):
+                    if f"{axis}_micrometer" in frame:
+                        new[f"{axis}_micrometer"] = lo[index]
+                        new[f"len_{axis}_micrometer"] = hi[index] - lo[index]
+                keep.append(name)
+                rows.append(new)
+                break
+    dropped = len(frame) - len(keep)
+    if dropped:
+        logger.debug("%d objects outside every registered region dropped", dropped)
+    return pd.DataFrame(rows, index=pd.Index(keep, name=frame.index.name), columns=frame.columns)
+
+
+def fingerprint(frame: pd.DataFrame) -> str:
+    """A digest of a table's content, to recognise an image built from it."""
+    text = frame.sort_index(axis=1).to_csv(float_format="%.17g")
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+# --------------------------------------------------------------------------
+# The image-level steps of the task
+
+
+def open_checked(zarr_url: str, table_name: str, reference_acquisition: int):
+    """(the image, its registered table indexed by ROI name, its acquisition id).
+
+    Every check on the input runs here, before anything is written.
+    """
+    import warnings
+
+    import ngio
+
+    from fractal_roi_tasks.io.open import open_image_container
+    from fractal_roi_tasks.io.wells import well_url_of
+    from fractal_roi_tasks.names import REGISTERED_TABLE
+
+    ome_zarr = open_image_container(zarr_url)
+    tables = ome_zarr.list_tables()
+    if table_name not in tables:
+        raise NotFoundError(
+            f"Registered ROI table {table_name!r} not found in {zarr_url!r} (it has tables "
+            f"{tables}): run Calculate Registration and Find Registration Consensus first."
+        )
+    frame = ome_zarr.get_roi_table(table_name).dataframe.copy()
+    pairs = roi_pairs(frame, table_name)
+    source_name = table_name.removesuffix(REGISTERED_TABLE.format(roi_table=""))
+    if source_name != table_name and source_name in tables:
+        names = set(ome_zarr.get_roi_table(source_name).dataframe.index.astype(str))
+        if names != {p.name for p in pairs}:
+            raise InvalidInputError(
+                f"The ROIs of {table_name!r} ({sorted(p.name for p in pairs)}) do not match "
+                f"those of {source_name!r} ({sorted(names)}) in {zarr_url!r}: re-run Find "
+                "Registration Consensus."
+            )
+    check_pairs(ome_zarr.get_image(), pairs)
+
+    well_url = well_url_of(zarr_url)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Path .* contains non-alphanumeric")
+        try:
+            well = ngio.open_ome_zarr_well(well_url, mode="r")
+        except ngio.NgioError as err:
+            raise InvalidInputError(
+                f"{zarr_url!r} is not an image inside an HCS plate well: registration aligns "
+                "the acquisitions of one well."
+            ) from err
+        acquisitions = {p: well.get_image_acquisition_id(p) for p in well.paths()}
+    name = Path(zarr_url).name
+    if name not in acquisitions:
+        raise NotFoundError(f"{name!r} is not listed in well {well_url!r}; it lists {sorted(acquisitions)}.")
+    if reference_acquisition not in set(acquisitions.values()):
+        raise NotFoundError(
+            f"Well {well_url!r} has no image of reference acquisition {reference_acquisition}; "
+            f"its images have acquisitions {acquisitions}."
+        )
+    acquisition = acquisitions[name]
+    if acquisition == reference_acquisition:
+        moved = [p.name for p in pairs if not np.allclose(p.start_um, p.reference_start_um)]
+        if moved:
+            raise InvalidInputError(
+                f"{zarr_url!r} is reference acquisition {reference_acquisition}, but the "
+                f"ROIs {moved} of {table_name!r} lie elsewhere in the reference: the consensus "
+                "was computed against another reference. Check reference_acquisition."
+            )
+    return ome_zarr, frame, acquisition
+
+
+def wanted_marker(table_name: str, frame: pd.DataFrame) -> dict:
+    """What a registered image built from this table records about its input."""
+    return {"registered_roi_table": table_name, "source": fingerprint(frame)}
+
+
+def is_done(target: Path, wanted: dict, *, overwrite_input: bool) -> bool:
+    """Whether `target` already holds the registered image `wanted` describes."""
+    from fractal_roi_tasks.io.swap import read_marker
+
+    marker = read_marker(target)
+    if marker is None or marker.get("registered_roi_table") != wanted["registered_roi_table"]:
+        return False
+    if overwrite_input:  # the input is the registered image: its table is the output's
+        return marker.get("output") == wanted["source"]
+    return marker.get("source") == wanted["source"]
+
+
+def build(
+    zarr_url: str, ome_zarr, frame: pd.DataFrame, table_name: str, path: Path, *, register_labels: bool
+) -> str:
+    """Write the registered image of `zarr_url` at `path`.
+
+    Returns:
+        The fingerprint of the registered table as written there.
+    """
+    import ngio
+
+    pairs = roi_pairs(frame, table_name)
+    new = ome_zarr.derive_image(store=str(path), copy_labels=False, copy_tables=True)
+    # The tables are small but slow to write: one thread writes them meanwhile
+    # (they live in their own group, so the two never touch the same file).
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        tables = pool.submit(_write_tables, ome_zarr, new, table_name, pairs, register_labels)
+        _write_arrays(Path(zarr_url), ome_zarr, new, pairs, path, register_labels=register_labels)
+        tables.result()  # re-raises what the table writer raised
+    written = ngio.open_ome_zarr_container(str(path)).get_roi_table(table_name).dataframe
+    return fingerprint(written)
+
+
+def _write_arrays(source_url: Path, ome_zarr, new, pairs, path: Path, *, register_labels: bool) -> None:
+    from fractal_roi_tasks.io.swap import crash_point
+
+    copy_pairs(ome_zarr.get_image(), new.get_image(), pairs)
+    crash_point("registering")
+    new.get_image().consolidate(mode="auto")
+    labels = ome_zarr.list_labels()
+    for label_name in labels:
+        label = ome_zarr.get_label(label_name)
+        new_label = new.derive_label(label_name, ref_image=label, dtype=str(label.dtype))
+        if register_labels:
+            copy_pairs(label, new_label, pairs)
+        else:
+            new_label.set_array(label.get_array())
+        new_label.consolidate(mode="auto")
+        _copy_label_metadata(source_url, path, label_name)
+    if labels and not register_labels:
+        logger.warning("labels %s copied unregistered (register_labels is unset)", labels)
+
+
+def _write_tables(ome_zarr, new, table_name: str, pairs, register_labels: bool) -> None:
+    """ROI tables into the reference frame; other tables stay as copied, with a warning."""
+    others = []
+    for name in ome_zarr.list_tables():
+        table = ome_zarr.get_table(name)
+        kind = table.table_type()
+        if kind not in ("roi_table", "masking_roi_table"):
+            others.append(name)
+            continue
+        original = table.dataframe
+        if name == table_name:
+            data = in_reference_frame(original, registered=True)
+        elif kind == "masking_roi_table":
+            data = masking_in_reference_frame(original, pairs) if register_labels else original
+        else:
+            data = in_reference_frame(original, registered=False)
+        if data.equals(original):
+            continue  # copied with the other tables already
+        table.set_table_data(data)
+        new.add_table(name, table, overwrite=True)
+    if others:
+        logger.warning("tables %s copied as they were: their content was not transformed", others)
+
+
+def _copy_label_metadata(source: Path, target: Path, label_name: str) -> None:
+    """Carry ``colors``/``properties`` of ``image-label`` over (ngio writes only ``source``)."""
+    import zarr
+
+    def holder(attrs):
+        return attrs["ome"] if "ome" in attrs else attrs
+
+    old = holder(zarr.open_group(str(source / "labels" / label_name), mode="r").attrs.asdict())
+    extra = {k: v for k, v in old.get("image-label", {}).items() if k in ("colors", "properties")}
+    if not extra:
+        return
+    group = zarr.open_group(str(target / "labels" / label_name), mode="r+")
+    attrs = group.attrs.asdict()
+    new = holder(attrs)
+    new["image-label"] = {**new.get("image-label", {}), **extra}
+    if "ome" in attrs:
+        group.attrs["ome"] = new
+    else:
+        group.attrs["image-label"] = new["image-label"]
+
+
+def add_to_well(target: Path, acquisition: int) -> None:
+    """List `target` in its well with `acquisition` (atomic; a no-op if listed)."""
+    import warnings
+
+    import ngio
+
+    with warnings.catch_warnings():
+        # ngio advises alphanumeric paths; `{image}_registered` is Fractal's convention.
+        warnings.filterwarnings("ignore", message="Path .* contains non-alphanumeric")
+        well = ngio.open_ome_zarr_well(str(target.parent), mode="r+")
+        if target.name in well.paths():
+            return
+        try:
+            well.atomic_add_image(target.name, acquisition_id=acquisition, strict=False)
+        except ngio.NgioError:
+            if target.name not in ngio.open_ome_zarr_well(str(target.parent), mode="r").paths():
+                raise

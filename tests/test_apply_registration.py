@@ -1,0 +1,314 @@
+"""Apply Registration to Image on plates with known whole-pixel shifts: pixels, safety, races."""
+
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import ngio
+import numpy as np
+import pytest
+
+from fractal_roi_tasks.errors import InvalidInputError, NotFoundError
+from fractal_roi_tasks.io import swap
+from fractal_roi_tasks.io.roi_tables import read_roi_table, write_roi_table
+from fractal_roi_tasks.sample_data import make_plate
+from fractal_roi_tasks.tasks.apply_registration_to_image import apply_registration_to_image
+from fractal_roi_tasks.tasks.find_registration_consensus import find_registration_consensus
+from fractal_roi_tasks.tasks.init_registration_consensus import init_registration_consensus
+
+pytestmark = pytest.mark.filterwarnings("ignore:Path .* contains non-alphanumeric")
+
+TABLE = "FOV_ROI_table_registered"
+SHIFTS = {(1, 0): (0, 3, -5), (1, 1): (0, -7, 2), (1, 2): (0, 0, 4), (1, 3): (0, 11, 1),
+          (2, 0): (0, -2, 6), (2, 1): (0, 4, -3), (2, 2): (0, -9, 0), (2, 3): (0, 0, 0)}
+SHIFTS_3D = {(1, 0): (1, 3, -5), (1, 1): (-1, -2, 4)}
+_CACHE: dict = {}
+
+
+def registered_plate(root, **options):
+    """A plate with known shifts whose consensus tables are written from the truth.
+
+    The translations Calculate Registration would measure are put in directly
+    (whole pixels, so the expected result is exact and the test fast).
+    """
+    plate = make_plate(root, wells=options.pop("wells", ("B03",)), **options)
+    for img in plate.images:
+        if img.acquisition == 0:
+            continue
+        ome_zarr = ngio.open_ome_zarr_container(img.zarr_url)
+        table, frame = read_roi_table(ome_zarr, "FOV_ROI_table", img.zarr_url)
+        for i, axis in enumerate("zyx"):
+            frame[f"translation_{axis}"] = [
+                plate.truth[(img.well, img.acquisition, n)].translation_um[i] for n in frame.index
+            ]
+        write_roi_table(ome_zarr, "FOV_ROI_table", frame, like=table)
+    urls = [img.zarr_url for img in plate.images]
+    for item in init_registration_consensus(zarr_urls=urls, zarr_dir="x")["parallelization_list"]:
+        find_registration_consensus(**item)
+    return plate
+
+
+@pytest.fixture
+def cached_plate(tmp_path_factory, tmp_path):
+    """A copy of a cached registered plate: ``cached_plate(key, **make_plate options)``."""
+
+    def get(key, **options):
+        if key not in _CACHE:
+            _CACHE[key] = registered_plate(tmp_path_factory.mktemp(key), **options)
+        plate = _CACHE[key]
+        source = Path(plate.plate_url).parent
+        target = tmp_path / key
+        shutil.copytree(source, target)
+        images = [replace(i, zarr_url=i.zarr_url.replace(str(source), str(target))) for i in plate.images]
+        return replace(plate, plate_url=plate.plate_url.replace(str(source), str(target)), images=images)
+
+    return get
+
+
+def plate_2d(cached_plate, version="0.4"):
+    return cached_plate(f"p2d_{version}", acquisitions=3, shifts=SHIFTS, ngff_version=version)
+
+
+def snapshot(url):
+    """Every level of the image and its labels, and every table, as plain data."""
+    ome_zarr = ngio.open_ome_zarr_container(url)
+    out = {f"image/{p}": ome_zarr.get_image(path=p).get_array() for p in ome_zarr.level_paths}
+    for name in ome_zarr.list_labels():
+        label = ome_zarr.get_label(name)
+        for path in label.meta.paths:
+            out[f"labels/{name}/{path}"] = ome_zarr.get_label(name, path=path).get_array()
+    for name in ome_zarr.list_tables():
+        out[f"tables/{name}"] = ome_zarr.get_table(name).dataframe
+    return out
+
+
+def assert_same(first, second):
+    assert first.keys() == second.keys()
+    for key in first:
+        if key.startswith("tables/"):
+            assert first[key].equals(second[key]), key
+        else:
+            np.testing.assert_array_equal(first[key], second[key], err_msg=key)
+
+
+def hidden_siblings(url):
+    return sorted(p.name for p in Path(url).parent.iterdir() if p.name.startswith(f".{Path(url).name}"))
+
+
+def check_registered(plate, registered_urls):
+    """Every cycle equals the reference inside the consensus region; zero outside."""
+    by_acq = {img.acquisition: registered_urls[img.zarr_url] for img in plate.images}
+    reference = ngio.open_ome_zarr_container(by_acq[0])
+    frame = reference.get_roi_table(TABLE).dataframe
+    image0 = reference.get_image()
+    size = image0.pixel_size
+    axes = [a for a in "zyx" if a in image0.axes]
+    inside = np.zeros([image0.shape[image0.axes.index(a)] for a in axes], bool)
+    for _, row in frame.iterrows():
+        box = []
+        for a in axes:
+            start = round(row[f"{a}_micrometer_reference"] / getattr(size, a))
+            length = round(row[f"len_{a}_micrometer"] / getattr(size, a))
+            box.append(slice(start, start + length))
+        inside[tuple(box)] = True
+    assert inside.mean() > 0.5
+    ref_pixels = image0.get_array()
+    ref_labels = reference.get_label("nuclei").get_array()
+    assert not ref_pixels[:, ~inside].any()
+    for acquisition, url in by_acq.items():
+        ome_zarr = ngio.open_ome_zarr_container(url)
+        pixels = ome_zarr.get_image().get_array()
+        np.testing.assert_array_equal(pixels[:, inside], ref_pixels[:, inside], err_msg=str(acquisition))
+        assert not pixels[:, ~inside].any()
+        labels = ome_zarr.get_label("nuclei").get_array()
+        np.testing.assert_array_equal(labels, ref_labels)
+        coarse = ome_zarr.get_image(path=ome_zarr.level_paths[-1]).get_array()
+        assert coarse.shape[0] == pixels.shape[0] and coarse.any()
+        table = ome_zarr.get_roi_table(TABLE).dataframe
+        for a in axes:
+            np.testing.assert_allclose(table[f"{a}_micrometer"], frame[f"{a}_micrometer_reference"])
+
+
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+def test_cycles_match_the_reference_in_place(cached_plate, version):
+    plate = plate_2d(cached_plate, version)
+    originals = {img.zarr_url: snapshot(img.zarr_url) for img in plate.images}
+    for img in plate.images:
+        out = apply_registration_to_image(zarr_url=img.zarr_url, registered_roi_table=TABLE)
+        assert out == {"image_list_updates": [{"zarr_url": img.zarr_url}]}
+        assert hidden_siblings(img.zarr_url) == []
+    check_registered(plate, {img.zarr_url: img.zarr_url for img in plate.images})
+    moving = plate.images[1].zarr_url
+    after = snapshot(moving)
+    assert not np.array_equal(after["image/0"], originals[moving]["image/0"])
+    fov = after["tables/FOV_ROI_table"]
+    assert "translation_x" not in fov
+    np.testing.assert_allclose(fov["x_micrometer"], originals[moving]["tables/FOV_ROI_table"]["x_micrometer"])
+    masking_before = originals[moving]["tables/FOV_ROI_table"]
+    assert len(masking_before) == 4
+    # A re-run after success changes nothing, not even a file's time.
+    stamps = {p: p.stat().st_mtime_ns for p in Path(moving).rglob("*")}
+    apply_registration_to_image(zarr_url=moving, registered_roi_table=TABLE)
+    assert {p: p.stat().st_mtime_ns for p in Path(moving).rglob("*")} == stamps
+
+
+def test_new_image_beside_the_original(cached_plate):
+    plate = plate_2d(cached_plate)
+    registered = {}
+    for img in plate.images:
+        before = snapshot(img.zarr_url)
+        out = apply_registration_to_image(
+            zarr_url=img.zarr_url, registered_roi_table=TABLE, overwrite_input=False
+        )
+        new = f"{img.zarr_url}_registered"
+        assert out == {"image_list_updates": [{"zarr_url": new, "origin": img.zarr_url}]}
+        assert_same(snapshot(img.zarr_url), before)
+        registered[img.zarr_url] = new
+    check_registered(plate, registered)
+    well = ngio.open_ome_zarr_well(str(Path(plate.images[0].zarr_url).parent))
+    for img in plate.images:
+        assert well.get_image_acquisition_id(f"{img.path}_registered") == img.acquisition
+    again = apply_registration_to_image(
+        zarr_url=plate.images[1].zarr_url, registered_roi_table=TABLE, overwrite_input=False
+    )
+    assert again["image_list_updates"][0]["zarr_url"] == registered[plate.images[1].zarr_url]
+    assert len(ngio.open_ome_zarr_well(str(Path(plate.images[0].zarr_url).parent)).paths()) == 6
+
+
+def test_3d_with_z_shift_and_masking_table(cached_plate):
+    plate = cached_plate("p3d", acquisitions=2, fov_grid=(1, 2), z_planes=5, shifts=SHIFTS_3D)
+    from fractal_roi_tasks.tasks.segment_to_rois import segment_to_rois
+
+    for img in plate.images:
+        segment_to_rois(zarr_url=img.zarr_url, label_name="nuclei")
+        apply_registration_to_image(zarr_url=img.zarr_url, registered_roi_table=TABLE)
+    check_registered(plate, {img.zarr_url: img.zarr_url for img in plate.images})
+    moved = ngio.open_ome_zarr_container(plate.images[1].zarr_url)
+    label = moved.get_label("nuclei")
+    rois = moved.get_masking_roi_table("nuclei_ROI_table").rois()
+    assert len(rois) > 20
+    for roi in rois[:40]:  # each box moved with its object
+        assert (label.get_roi(roi) == roi.label).any(), roi
+
+
+def test_bad_input_writes_nothing(cached_plate):
+    plate = plate_2d(cached_plate)
+    url = plate.images[1].zarr_url
+    listing = sorted(str(p) for p in Path(plate.plate_url).rglob("*"))
+    with pytest.raises(NotFoundError, match="run Calculate Registration and Find Registration Consensus"):
+        apply_registration_to_image(zarr_url=url, registered_roi_table="nope_registered")
+    with pytest.raises(NotFoundError, match="no image of reference acquisition 7"):
+        apply_registration_to_image(zarr_url=url, registered_roi_table=TABLE, reference_acquisition=7)
+    with pytest.raises(InvalidInputError, match="another reference"):
+        apply_registration_to_image(zarr_url=url, registered_roi_table=TABLE, reference_acquisition=1)
+    with pytest.raises(ValueError, match="plain name"):
+        apply_registration_to_image(zarr_url=url, registered_roi_table="../x")
+    assert sorted(str(p) for p in Path(plate.plate_url).rglob("*")) == listing
+    ome_zarr = ngio.open_ome_zarr_container(url)
+    table, frame = read_roi_table(ome_zarr, TABLE, url)
+    write_roi_table(ome_zarr, TABLE, frame.rename(index={"FOV_1": "FOV_9"}), like=table)
+    listing = sorted(str(p) for p in Path(plate.plate_url).rglob("*"))
+    with pytest.raises(InvalidInputError, match="do not match"):
+        apply_registration_to_image(zarr_url=url, registered_roi_table=TABLE)
+    assert sorted(str(p) for p in Path(plate.plate_url).rglob("*")) == listing
+
+
+# --------------------------------------------------------------------------
+# Kills and races, through `python -m` as a Fractal server runs the task
+
+
+def command(tmp_path, url, name, **args):
+    args_json = tmp_path / f"{name}.args.json"
+    args_json.write_text(json.dumps({"zarr_url": url, "registered_roi_table": TABLE, **args}))
+    return [sys.executable, "-m", "fractal_roi_tasks.tasks.apply_registration_to_image",
+            "--args-json", str(args_json), "--out-json", str(tmp_path / f"{name}.out.json")]
+
+
+def assert_whole_image(url, original, final):
+    """At `url`: the original or the final image, never anything else."""
+    got = snapshot(url)
+    if np.array_equal(got["image/0"], original["image/0"]):
+        assert_same(got, original)
+    else:
+        assert_same(got, final)
+
+
+CRASH_POINTS = [
+    ("registering", ""), ("built", ""), ("completed", ""), ("exchanged", ""), ("trashed", ""),
+    ("moved_away", "1"), ("exchanged", "1"),
+]
+
+
+def test_killed_at_every_step_then_rerun(cached_plate, tmp_path):
+    plate = plate_2d(cached_plate)
+    url = plate.images[1].zarr_url
+    pristine = tmp_path / "pristine"
+    shutil.copytree(url, pristine)
+    original = snapshot(url)
+    apply_registration_to_image(zarr_url=url, registered_roi_table=TABLE)
+    final = snapshot(url)
+    for point, no_exchange in CRASH_POINTS:
+        shutil.rmtree(url)
+        shutil.copytree(pristine, url)
+        env = {**os.environ, swap.CRASH_ENV: point, swap.NO_EXCHANGE_ENV: no_exchange}
+        result = subprocess.run(command(tmp_path, url, point), env=env, capture_output=True)
+        assert result.returncode == 1, (point, result.stderr.decode()[-2000:])
+        if point != "moved_away":  # the one step of the two-rename fallback with nothing at url
+            assert_whole_image(url, original, final)
+        apply_registration_to_image(zarr_url=url, registered_roi_table=TABLE)
+        assert_same(snapshot(url), final)
+        assert hidden_siblings(url) == [], point
+
+
+def test_killed_at_random_moments_then_rerun(cached_plate, tmp_path):
+    plate = plate_2d(cached_plate)
+    url = plate.images[2].zarr_url
+    pristine = tmp_path / "pristine"
+    shutil.copytree(url, pristine)
+    original = snapshot(url)
+    apply_registration_to_image(zarr_url=url, registered_roi_table=TABLE, overwrite_input=True)
+    final = snapshot(url)
+    rng = random.Random(1)
+    for attempt in range(3):
+        shutil.rmtree(url)
+        shutil.copytree(pristine, url)
+        process = subprocess.Popen(command(tmp_path, url, f"r{attempt}"), stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(1.0, 3.0))
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        assert_whole_image(url, original, final)
+        apply_registration_to_image(zarr_url=url, registered_roi_table=TABLE)
+        assert_same(snapshot(url), final)
+        assert hidden_siblings(url) == []
+
+
+def test_every_image_of_a_plate_at_once(cached_plate, tmp_path):
+    plate = cached_plate(
+        "many", wells=("B03", "B04", "C03"), acquisitions=3, fov_grid=(1, 2),
+        shifts={k: v for k, v in SHIFTS.items() if k[1] < 2},
+    )
+    processes = []
+    for index, img in enumerate(plate.images):
+        in_place = img.well == "C03"
+        processes.append(subprocess.Popen(
+            command(tmp_path, img.zarr_url, f"p{index}", overwrite_input=in_place),
+            stderr=subprocess.PIPE,
+        ))
+    for process in processes:
+        _, stderr = process.communicate()
+        assert process.returncode == 0, stderr.decode()[-2000:]
+    assert len(processes) >= 8
+    for well in ("B03", "B04", "C03"):
+        images = [img for img in plate.images if img.well == well]
+        suffix = "" if well == "C03" else "_registered"
+        check_registered(replace(plate, images=images), {i.zarr_url: i.zarr_url + suffix for i in images})
+        if suffix:
+            paths = ngio.open_ome_zarr_well(str(Path(images[0].zarr_url).parent)).paths()
+            assert sorted(paths) == sorted([i.path for i in images] + [f"{i.path}_registered" for i in images])
