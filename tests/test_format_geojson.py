@@ -15,6 +15,7 @@ import pytest
 
 from fractal_roi_tasks.errors import InvalidInputError
 from fractal_roi_tasks.formats import geojson, get_format
+from fractal_roi_tasks.formats.coordinates import ELLIPSE_VERTICES
 from fractal_roi_tasks.rois import ObjectRoi, Point, Polyline, RoiSet, extract_rois
 from fractal_roi_tasks.sample_data import load_cardiomyocyte_nuclei
 from tests.consumer_raster import fill_even_odd, paint
@@ -209,7 +210,7 @@ def _ellipse_from_feature(feature):
     """(centre, covariance) the way a reader gets it back from the ring."""
     (ring,) = geojson.feature_rings(feature)
     ring = ring[:-1]
-    assert len(ring) == geojson.ELLIPSE_VERTICES
+    assert len(ring) == ELLIPSE_VERTICES
     if feature["geometry"].get("isEllipse"):  # QuPath: EllipseROI from the bounding box
         lo, hi = ring.min(axis=0), ring.max(axis=0)
         a, b = (hi - lo) / 2

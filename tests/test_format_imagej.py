@@ -17,6 +17,7 @@ from roifile import ROI_OPTIONS, ROI_SUBTYPE, ROI_TYPE
 
 from fractal_roi_tasks.errors import InvalidInputError
 from fractal_roi_tasks.formats import get_format, imagej
+from fractal_roi_tasks.formats.coordinates import ELLIPSE_VERTICES
 from fractal_roi_tasks.rois import ObjectRoi, Polyline, RoiSet, extract_rois
 from fractal_roi_tasks.sample_data import load_cardiomyocyte_nuclei
 from tests.consumer_raster import fill_even_odd, paint
@@ -261,7 +262,7 @@ def test_ellipses_round_trip_as_ovals_or_ellipse_rois(tmp_path, nuclei, scale):
             d = roi.coordinates() - expected_centre
             inside = np.einsum("ni,ij,nj->n", d, np.linalg.inv(_covariance(a, b, ellipse.angle)), d)
             np.testing.assert_allclose(inside, 1.0, atol=1e-4)
-            assert len(d) == imagej.ELLIPSE_VERTICES
+            assert len(d) == ELLIPSE_VERTICES
 
 
 def test_axis_aligned_ellipses_are_ovals(tmp_path):

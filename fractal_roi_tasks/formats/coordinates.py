@@ -13,11 +13,15 @@ corners; a pixel centre (c = k) lands on the centre k + 0.5 of that pixel.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from fractal_roi_tasks.rois.shapes import Ellipse
+from fractal_roi_tasks.rois.shapes import Ellipse, Polyline
+
+# Vertices of an ellipse written as a polygon: a multiple of 4 keeps the ends of
+# both axes exact (ImageJ's EllipseRoi uses 72 too).
+ELLIPSE_VERTICES = 72
 
 
 def to_corner_based(points: np.ndarray, scale: Sequence[float] | None = None) -> np.ndarray:
@@ -82,3 +86,39 @@ def scaled_ellipse(ellipse: Ellipse, scale: np.ndarray):
 def is_axis_aligned(a: float, b: float, angle: float) -> bool:
     """True when the ellipse's axes are along x and y (or it is a circle)."""
     return abs((a * a - b * b) * math.sin(angle) * math.cos(angle)) <= 1e-12 * max(a * a, 1e-300)
+
+
+def ellipse_vertices(center, a: float, b: float, angle: float, n: int = ELLIPSE_VERTICES):
+    """(n, 2) x, y points of an ellipse, the first at the end of the major axis.
+
+    `center` is (x, y), `a` and `b` the semi-axes, `angle` the major axis'
+    direction from +x towards +y, all in the same (consumer) frame.
+    """
+    t = 2.0 * np.pi * np.arange(n) / n
+    cos_t, sin_t = np.cos(t), np.sin(t)
+    ca, sa = math.cos(angle), math.sin(angle)
+    x = center[0] + a * cos_t * ca - b * sin_t * sa
+    y = center[1] + a * cos_t * sa + b * sin_t * ca
+    return np.stack([x, y], axis=1)
+
+
+def polyline_runs(line: Polyline, scale: np.ndarray) -> Iterator[tuple[int | None, np.ndarray]]:
+    """A path as single-plane runs: (full-resolution plane or None, (N, 2) x, y).
+
+    Single-plane consumers get one run per stretch of constant z; a closed
+    path repeats its first vertex. Coordinates are corner-based, full
+    resolution (see `to_corner_based`).
+    """
+    points = np.asarray(line.points, float)
+    if len(points) == 0:
+        return
+    if line.closed:
+        points = np.concatenate([points, points[:1]])
+    if points.shape[1] == 3:
+        runs = np.split(points, np.flatnonzero(np.diff(points[:, 0]) != 0) + 1)
+    else:
+        runs = [points]
+    for run in runs:
+        xy = to_corner_based(run[:, -2:], scale[-2:])[:, ::-1]
+        plane = full_resolution_plane(run[0, 0], scale) if run.shape[1] == 3 else None
+        yield plane, xy

@@ -71,8 +71,10 @@ from fractal_roi_tasks.formats.batch import (
 )
 from fractal_roi_tasks.formats.context import channel_of, name_widths, scale_of
 from fractal_roi_tasks.formats.coordinates import (
+    ellipse_vertices,
     full_resolution_plane,
     is_axis_aligned,
+    polyline_runs,
     scaled_ellipse,
     to_corner_based,
 )
@@ -89,7 +91,6 @@ from fractal_roi_tasks.rois.shapes import (
 logger = logging.getLogger(__name__)
 
 EXTENSION = ".geojson"
-ELLIPSE_VERTICES = 72  # a multiple of 4: the ends of both axes are vertices
 _JSON = json.JSONEncoder(separators=(",", ":"))
 _NON_FINITE = frozenset(json_texts([math.nan, math.inf, -math.inf]))
 
@@ -288,34 +289,9 @@ def _ellipse_geometry(ellipse: Ellipse, scale: np.ndarray) -> list:
     return ['"type":"Polygon","coordinates":[', np.concatenate([xy, xy[:1]]), "]" + flag]
 
 
-def ellipse_vertices(center, a: float, b: float, angle: float, n: int = ELLIPSE_VERTICES):
-    """(n, 2) x, y points of an ellipse, the first at the end of the major axis.
-
-    `center` is (x, y), `a` and `b` the semi-axes along and across `angle`
-    (from +x towards +y), all in the same frame.
-    """
-    t = 2.0 * np.pi * np.arange(n) / n
-    cos_t, sin_t = np.cos(t), np.sin(t)
-    ca, sa = math.cos(angle), math.sin(angle)
-    x = center[0] + a * cos_t * ca - b * sin_t * sa
-    y = center[1] + a * cos_t * sa + b * sin_t * ca
-    return np.stack([x, y], axis=1)
-
-
 def _line_geometries(line: Polyline, scale: np.ndarray):
-    points = np.asarray(line.points, float)
-    if len(points) == 0:
-        return
-    if line.closed:
-        points = np.concatenate([points, points[:1]])
-    if points.shape[1] == 3:
-        runs = np.split(points, np.flatnonzero(np.diff(points[:, 0]) != 0) + 1)
-    else:
-        runs = [points]
-    for run in runs:
-        xy = to_corner_based(run[:, -2:], scale[-2:])[:, ::-1]
-        plane = full_resolution_plane(run[0, 0], scale) if run.shape[1] == 3 else None
-        if len(xy) == 1:
+    for plane, xy in polyline_runs(line, scale):
+        if len(xy) == 1:  # a LineString needs two positions
             yield plane, [_point_geometry(xy[0])]
         else:
             yield plane, ['"type":"LineString","coordinates":', xy]

@@ -71,8 +71,10 @@ from fractal_roi_tasks.formats.batch import (
 )
 from fractal_roi_tasks.formats.context import channel_of, name_widths, scale_of
 from fractal_roi_tasks.formats.coordinates import (
+    ellipse_vertices,
     full_resolution_plane,
     is_axis_aligned,
+    polyline_runs,
     scaled_ellipse,
     to_corner_based,
 )
@@ -89,7 +91,6 @@ from fractal_roi_tasks.rois.shapes import (
 logger = logging.getLogger(__name__)
 
 EXTENSION = ".roi.zip"
-ELLIPSE_VERTICES = 72  # as ImageJ's EllipseRoi; a multiple of 4 keeps the axis ends exact
 # ImageJ stores integer coordinates as 16-bit values relative to the bounds
 # and reads values below -5000 as unsigned; floats beyond that range.
 _INT_RANGE = (-5000, 60535)
@@ -313,20 +314,6 @@ def ellipse_aspect_ratio(roi) -> float:
     return struct.unpack(">f", packed)[0]
 
 
-def ellipse_vertices(center, a: float, b: float, angle: float, n: int = ELLIPSE_VERTICES):
-    """(n, 2) x, y points of an ellipse, the first at the end of the major axis.
-
-    `center` is (x, y), `a` and `b` the semi-axes, `angle` the major axis'
-    direction from +x towards +y, all in the same (consumer) frame.
-    """
-    t = 2.0 * np.pi * np.arange(n) / n
-    cos_t, sin_t = np.cos(t), np.sin(t)
-    ca, sa = math.cos(angle), math.sin(angle)
-    x = center[0] + a * cos_t * ca - b * sin_t * sa
-    y = center[1] + a * cos_t * sa + b * sin_t * ca
-    return np.stack([x, y], axis=1)
-
-
 def _point_roi(xy: np.ndarray):
     ij = ImagejRoi.frompoints(np.asarray(xy, np.float64).reshape(1, 2))
     ij.roitype = ROI_TYPE.POINT
@@ -335,20 +322,8 @@ def _point_roi(xy: np.ndarray):
 
 
 def _polyline_rois(line: Polyline, scale: np.ndarray, ndim: int):
-    points = np.asarray(line.points, float)
-    if len(points) == 0:
-        return
-    if line.closed:
-        points = np.concatenate([points, points[:1]])
-    if points.shape[1] == 3:
-        cuts = np.flatnonzero(np.diff(points[:, 0]) != 0) + 1
-        runs = np.split(points, cuts)
-    else:
-        runs = [points]
-    for run in runs:
-        xy = to_corner_based(run[:, -2:], scale[-2:])[:, ::-1]
-        plane = full_resolution_plane(run[0, 0], scale) if run.shape[1] == 3 else None
-        if len(xy) == 1:
+    for plane, xy in polyline_runs(line, scale):
+        if len(xy) == 1:  # an ImageJ line needs two vertices
             yield plane, _point_roi(xy[0])
             continue
         ij = ImagejRoi.frompoints(xy)
