@@ -182,6 +182,21 @@ def test_new_image_beside_the_original(cached_plate):
     assert len(ngio.open_ome_zarr_well(str(Path(plate.images[0].zarr_url).parent)).paths()) == 6
 
 
+def test_labels_left_unregistered_when_asked(cached_plate, caplog):
+    plate = plate_2d(cached_plate)
+    moving = next(img for img in plate.images if img.acquisition == 1)
+    label_before = ngio.open_ome_zarr_container(moving.zarr_url).get_label("nuclei").get_array()
+    apply_registration_to_image(
+        zarr_url=moving.zarr_url, registered_roi_table=TABLE, register_labels=False,
+        overwrite_input=False,
+    )
+    new = ngio.open_ome_zarr_container(f"{moving.zarr_url}_registered")
+    np.testing.assert_array_equal(new.get_label("nuclei").get_array(), label_before)
+    assert "not aligned" in caplog.text or "unregistered" in caplog.text
+    image_before = ngio.open_ome_zarr_container(moving.zarr_url).get_image().get_array()
+    assert not np.array_equal(new.get_image().get_array(), image_before)  # pixels did move
+
+
 def test_3d_with_z_shift_and_masking_table(cached_plate):
     plate = cached_plate("p3d", acquisitions=2, fov_grid=(1, 2), z_planes=5, shifts=SHIFTS_3D)
     from fractal_roi_tasks.tasks.segment_to_rois import segment_to_rois
@@ -276,7 +291,7 @@ def test_killed_at_random_moments_then_rerun(cached_plate, tmp_path):
     apply_registration_to_image(zarr_url=url, registered_roi_table=TABLE, overwrite_input=True)
     final = snapshot(url)
     rng = random.Random(1)
-    for attempt in range(3):
+    for attempt in range(6):
         shutil.rmtree(url)
         shutil.copytree(pristine, url)
         process = subprocess.Popen(command(tmp_path, url, f"r{attempt}"), stderr=subprocess.DEVNULL)
@@ -289,7 +304,9 @@ def test_killed_at_random_moments_then_rerun(cached_plate, tmp_path):
         assert hidden_siblings(url) == []
 
 
-def test_every_image_of_a_plate_at_once(cached_plate, tmp_path):
+@pytest.mark.parametrize("round_", [1, 2, 3])
+def test_every_image_of_a_plate_at_once(cached_plate, tmp_path, round_):
+    """Repeated on fresh copies: a race shows up as an occasional failure."""
     plate = cached_plate(
         "many", wells=("B03", "B04", "C03"), acquisitions=3, fov_grid=(1, 2),
         shifts={k: v for k, v in SHIFTS.items() if k[1] < 2},
