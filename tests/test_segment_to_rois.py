@@ -242,3 +242,17 @@ def test_unknown_export_is_refused_before_writing(plate_v04):
     with pytest.raises(ValueError, match="exports"):
         segment_to_rois(zarr_url=url, label_name="nuclei", exports=["tiff"])
     assert "nuclei_features" not in ngio.open_ome_zarr_container(url).list_tables()
+
+
+def test_segmentation_at_a_coarser_level_writes_full_resolution_labels(plate_v04):
+    url = plate_v04.images[0].zarr_url
+    segment_to_rois(
+        zarr_url=url, label_name="coarse", level="1",
+        segmentation={"channel": {"label": "DAPI"}, "min_area_px": 25},
+    )
+    full = read_label(url, "coarse")
+    level1 = read_label(url, "coarse", path="1")
+    assert full.shape == read_label(url, "nuclei").shape
+    np.testing.assert_array_equal(full[::2, ::2], level1)  # nearest upsampling of level 1
+    n_true = len(np.unique(read_label(url, "nuclei"))) - 1
+    assert 0.7 * n_true < len(np.unique(full)) - 1 < 1.2 * n_true

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import ngio
 import numpy as np
 import pandas as pd
@@ -25,6 +27,24 @@ def read_spatial(image_like, **selection) -> tuple[np.ndarray, tuple[str, ...]]:
     if "z" in axes and array.shape[0] == 1:
         return array[0], axes[1:]
     return array, axes
+
+
+def roi_slices(image_like, roi, axes: tuple[str, ...]) -> tuple[slice, ...]:
+    """The pixel slices, along `axes`, that ngio reads for `roi` in `image_like`.
+
+    Fractional bounds round outward (floor of start, ceil of end), clipped
+    to the array, as ngio does; lets a caller cut a ROI out of an array it
+    already holds instead of reading it again.
+    """
+    bounds = roi.to_slicing_dict(image_like.pixel_size)
+    slices = []
+    for axis in axes:
+        n = image_like.shape[image_like.axes.index(axis)]
+        window = bounds.get(axis, slice(None))
+        start = 0 if window.start is None else max(0, min(math.floor(window.start), n))
+        stop = n if window.stop is None else max(0, min(math.ceil(window.stop), n))
+        slices.append(slice(start, stop))
+    return tuple(slices)
 
 
 def spacing_um(image_like, axes: tuple[str, ...]) -> tuple[float, ...]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fractal_roi_tasks.arguments import ChannelChoice
-from fractal_roi_tasks.io.ngio_tables import spacing_um
+from fractal_roi_tasks.io.ngio_tables import roi_slices, spacing_um
 from fractal_roi_tasks.registration import (
     ShiftEstimate,
     coarse_shift,
@@ -66,15 +66,8 @@ def open_levels(ome_zarr, level: str, channel: ChannelChoice, axes: tuple[str, .
 
 def _pixel_box(image, roi, axes: tuple[str, ...]) -> tuple[list[int], list[int]]:
     """(y, x) first pixel and size of ``roi`` in ``image``, as ngio reads it."""
-    slices = roi.to_slicing_dict(image.pixel_size)
-    origin, size = [], []
-    for axis in ("y", "x"):
-        n = image.shape[image.axes.index(axis)]
-        start = max(0, min(math.floor(slices[axis].start), n))
-        stop = max(0, min(math.ceil(slices[axis].stop), n))
-        origin.append(start)
-        size.append(stop - start)
-    return origin, size
+    window = roi_slices(image, roi, ("y", "x"))
+    return [w.start for w in window], [w.stop - w.start for w in window]
 
 
 def roi_shift(reference: LevelPair, moving: LevelPair, reference_roi, moving_roi, *, quantiles) -> ShiftEstimate:

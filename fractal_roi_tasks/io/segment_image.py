@@ -9,7 +9,7 @@ import numpy as np
 
 from fractal_roi_tasks.arguments import SegmentationOptions
 from fractal_roi_tasks.errors import AlreadyExistsError
-from fractal_roi_tasks.io.ngio_tables import read_spatial
+from fractal_roi_tasks.io.ngio_tables import read_spatial, roi_slices
 from fractal_roi_tasks.io.open import require_table
 
 logger = logging.getLogger(__name__)
@@ -64,8 +64,10 @@ def segment_into_label(
             "channel %d of %s has no contrast: label image %r stays empty", channel, zarr_url, label_name
         )
         rois = []
+    # The channel is in memory already: cut each ROI out of it, don't read it again.
+    whole = channel_image.reshape([image.shape[image.axes.index(a)] for a in axes])
     for roi in rois:
-        patch = image.get_roi(roi, axes_order=axes, c=channel)
+        patch = whole[roi_slices(image, roi, axes)]
         flat = patch[0] if axes[0] == "z" and patch.shape[0] == 1 else patch
         result = segment_channel(
             flat,
@@ -80,7 +82,7 @@ def segment_into_label(
         labels = result.label_image.astype(np.uint32).reshape(patch.shape)
         labels[labels > 0] += next_id
         next_id += result.n_objects
-        target_shape = label_full.get_roi(roi, axes_order=full_axes).shape
+        target_shape = tuple(s.stop - s.start for s in roi_slices(label_full, roi, full_axes))
         label_full.set_roi(roi, _to_shape(labels, target_shape), axes_order=full_axes)
         logger.debug("%s: %d objects (threshold %.4g)", roi.name, result.n_objects, result.threshold)
     label_full.consolidate(mode="auto")
