@@ -18,6 +18,7 @@ import pytest
 from fractal_roi_tasks.errors import InvalidInputError, NotFoundError
 from fractal_roi_tasks.io import swap
 from fractal_roi_tasks.io.roi_tables import read_roi_table, write_roi_table
+from fractal_roi_tasks.names import REFERENCE_COLUMNS
 from fractal_roi_tasks.sample_data import make_plate
 from fractal_roi_tasks.tasks.apply_registration_to_image import apply_registration_to_image
 from fractal_roi_tasks.tasks.find_registration_consensus import find_registration_consensus
@@ -62,14 +63,17 @@ def cached_plate(tmp_path_factory, tmp_path):
     def get(key, **options):
         if key not in _CACHE:
             _CACHE[key] = registered_plate(tmp_path_factory.mktemp(key), **options)
-        plate = _CACHE[key]
-        source = Path(plate.plate_url).parent
-        target = tmp_path / key
-        shutil.copytree(source, target)
-        images = [replace(i, zarr_url=i.zarr_url.replace(str(source), str(target))) for i in plate.images]
-        return replace(plate, plate_url=plate.plate_url.replace(str(source), str(target)), images=images)
+        return copy_plate(_CACHE[key], tmp_path / key)
 
     return get
+
+
+def copy_plate(plate, target):
+    """A copy of `plate` in the new directory `target`."""
+    source = Path(plate.plate_url).parent
+    shutil.copytree(source, target)
+    images = [replace(i, zarr_url=i.zarr_url.replace(str(source), str(target))) for i in plate.images]
+    return replace(plate, plate_url=plate.plate_url.replace(str(source), str(target)), images=images)
 
 
 def plate_2d(cached_plate, version="0.4"):
@@ -329,3 +333,122 @@ def test_every_image_of_a_plate_at_once(cached_plate, tmp_path, round_):
         if suffix:
             paths = ngio.open_ome_zarr_well(str(Path(images[0].zarr_url).parent)).paths()
             assert sorted(paths) == sorted([i.path for i in images] + [f"{i.path}_registered" for i in images])
+
+
+# --------------------------------------------------------------------------
+# Consensus tables written by fractal-tasks-core 2.x
+
+GEOMETRY = [f"{prefix}{axis}_micrometer" for axis in "zyx" for prefix in ("", "len_")]
+
+
+def write_fractal_tasks_core_consensus(images, name=TABLE, *, write_to=None):
+    """Write table `name` for one well's `images` as fractal-tasks-core 2.x would.
+
+    Its Find Registration Consensus (`compute_registration_consensus`), per ROI
+    name: the translations of every acquisition (0 where a table has none, the
+    reference's); a consensus ROI starting at the reference ROI's start + their
+    maximum, as long as its length - maximum + minimum; each acquisition gets
+    the consensus moved by minus its own translation (its own frame), keeping
+    its other fields, written with ngio as a plain ROI table in the source
+    table's backend: no reference columns. Written into `write_to` (default:
+    every image).
+    """
+    containers = {img.zarr_url: ngio.open_ome_zarr_container(img.zarr_url) for img in images}
+    sources = {url: ome_zarr.get_roi_table("FOV_ROI_table") for url, ome_zarr in containers.items()}
+    rois = {url: {roi.name: roi for roi in table.rois()} for url, table in sources.items()}
+    reference = rois[next(img.zarr_url for img in images if img.acquisition == 0)]
+
+    def translation(roi, axis):
+        return (roi.model_extra or {}).get(f"translation_{axis}", 0.0)
+
+    for img in write_to or images:
+        shifted = []
+        for roi in sources[img.zarr_url].rois():
+            moved = roi
+            for axis in "zyx":
+                found = [translation(by_name[roi.name], axis) for by_name in rois.values()]
+                base = reference[roi.name].get(axis)
+                start = (base.start or 0.0) + max(found) - translation(roi, axis)
+                moved = moved.update_slice(axis, (start, (base.length or 0.0) - max(found) + min(found)))
+            shifted.append(moved)
+        containers[img.zarr_url].add_table(
+            name, ngio.RoiTable(rois=shifted), overwrite=True,
+            backend=sources[img.zarr_url].backend_name or "anndata",
+        )
+
+
+def test_fractal_tasks_core_tables_give_the_same_pixels(cached_plate, tmp_path):
+    """Their tables have no reference columns: the reference's own table gives them."""
+    ours = plate_2d(cached_plate)
+    theirs = copy_plate(ours, tmp_path / "theirs")
+    write_fractal_tasks_core_consensus(theirs.images)
+    for mine, other in zip(ours.images, theirs.images):
+        our_table = ngio.open_ome_zarr_container(mine.zarr_url).get_roi_table(TABLE).dataframe
+        their_table = ngio.open_ome_zarr_container(other.zarr_url).get_roi_table(TABLE).dataframe
+        assert not set(REFERENCE_COLUMNS) & set(their_table)
+        assert ("translation_x" in their_table) == (other.acquisition != 0)
+        # Whole-pixel shifts: both packages find the same regions.
+        np.testing.assert_allclose(their_table[GEOMETRY], our_table.loc[their_table.index, GEOMETRY])
+
+    # Every image of the well at once, in place, as a Fractal server runs them:
+    # the reference is replaced while the others read its table.
+    processes = [
+        subprocess.Popen(command(tmp_path, img.zarr_url, f"ftc{index}"), stderr=subprocess.PIPE)
+        for index, img in enumerate(theirs.images)
+    ]
+    for process in processes:
+        _, stderr = process.communicate()
+        assert process.returncode == 0, stderr.decode()[-2000:]
+    for img in ours.images:
+        apply_registration_to_image(zarr_url=img.zarr_url, registered_roi_table=TABLE)
+
+    check_registered(theirs, {img.zarr_url: img.zarr_url for img in theirs.images})
+    columns = GEOMETRY + list(REFERENCE_COLUMNS)
+    for mine, other in zip(ours.images, theirs.images):
+        expected, got = snapshot(mine.zarr_url), snapshot(other.zarr_url)
+        assert expected.keys() == got.keys()
+        for key in expected:
+            if not key.startswith("tables/"):
+                np.testing.assert_array_equal(got[key], expected[key], err_msg=key)
+        for name in ("FOV_ROI_table", "well_ROI_table"):
+            assert got[f"tables/{name}"].equals(expected[f"tables/{name}"]), name
+        table = got[f"tables/{TABLE}"]
+        np.testing.assert_allclose(table[columns], expected[f"tables/{TABLE}"].loc[table.index, columns])
+
+    # A re-run after success changes nothing (the registered table now holds
+    # its reference columns: the reference is not read again).
+    for img in theirs.images[:2]:
+        stamps = {p: p.stat().st_mtime_ns for p in Path(img.zarr_url).rglob("*")}
+        apply_registration_to_image(zarr_url=img.zarr_url, registered_roi_table=TABLE)
+        assert {p: p.stat().st_mtime_ns for p in Path(img.zarr_url).rglob("*")} == stamps
+
+
+def test_fractal_tasks_core_table_and_a_bad_reference(cached_plate):
+    plate = plate_2d(cached_plate)
+    reference = next(img for img in plate.images if img.acquisition == 0)
+    moving = next(img for img in plate.images if img.acquisition == 1)
+    write_fractal_tasks_core_consensus(plate.images, "consensus", write_to=[moving])
+
+    listing = sorted(str(p) for p in Path(plate.plate_url).rglob("*"))
+    with pytest.raises(
+        NotFoundError,
+        match=r"so where its ROIs lie in the reference is read from the reference image "
+        r"'[^']*/0'; but that image has no table 'consensus' \(it has tables \[.*"
+        r"'FOV_ROI_table_registered'.*\]\)\. Run Find Registration Consensus on the whole well",
+    ):
+        apply_registration_to_image(zarr_url=moving.zarr_url, registered_roi_table="consensus")
+    assert sorted(str(p) for p in Path(plate.plate_url).rglob("*")) == listing
+
+    write_fractal_tasks_core_consensus(plate.images, "consensus", write_to=[reference])
+    ome_zarr = ngio.open_ome_zarr_container(reference.zarr_url)
+    table, frame = read_roi_table(ome_zarr, "consensus", reference.zarr_url)
+    write_roi_table(ome_zarr, "consensus", frame.rename(index={"FOV_1": "FOV_9"}), like=table)
+    listing = sorted(str(p) for p in Path(plate.plate_url).rglob("*"))
+    with pytest.raises(InvalidInputError, match=r"do not match those of the reference acquisition's"):
+        apply_registration_to_image(zarr_url=moving.zarr_url, registered_roi_table="consensus")
+    frame.loc["FOV_2", "len_x_micrometer"] -= 0.325
+    write_roi_table(ome_zarr, "consensus", frame, like=table)
+    listing = sorted(str(p) for p in Path(plate.plate_url).rglob("*"))
+    with pytest.raises(InvalidInputError, match=r"The ROIs \['FOV_2'\] of 'consensus' have other lengths"):
+        apply_registration_to_image(zarr_url=moving.zarr_url, registered_roi_table="consensus")
+    assert sorted(str(p) for p in Path(plate.plate_url).rglob("*")) == listing

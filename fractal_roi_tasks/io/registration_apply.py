@@ -5,12 +5,19 @@ ROI, the region in this acquisition (``x_micrometer``, ``len_x_micrometer``,
 ...) and where it lies in the reference (``x_micrometer_reference``, ...).
 Applying the registration copies each region, whole pixels, to its reference
 position in a new image of the same shape; everything else stays zero.
+
+fractal-tasks-core's Find Registration Consensus writes the same table without
+the reference columns: there, every acquisition's table holds its regions in
+its own frame, and the reference acquisition's table holds where they lie in
+the reference. For such a table the reference columns are taken, by ROI name,
+from the reference acquisition's own table of the same name (`with_reference_rois`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +36,9 @@ REGISTRATION_COLUMNS = (
     "registration_quality", "registration_fallback", *REFERENCE_COLUMNS,
 )
 _WHOLE = 1e-3  # pixels: micrometer round-off, not a sub-pixel bound
+_SAME_UM = 1e-6  # micrometers: round-off between two tables' lengths
+_READ_ATTEMPTS = 5
+_READ_PAUSE_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -46,9 +56,8 @@ def roi_pairs(frame: pd.DataFrame, table_name: str) -> list[RoiPair]:
     missing = [c for c in REFERENCE_COLUMNS if c not in frame]
     if missing:
         raise InvalidInputError(
-            f"Table {table_name!r} has no {missing} columns: it was not written by this "
-            "package's Find Registration Consensus. Run Calculate Registration and Find "
-            "Registration Consensus (fractal-roi-tasks) first."
+            f"Table {table_name!r} has no {missing} columns (where each ROI lies in the "
+            "reference): add them from the reference's table with `with_reference_rois`."
         )
     if not frame.index.is_unique:
         raise InvalidInputError(f"Table {table_name!r} names a ROI twice: {list(frame.index)}.")
@@ -66,6 +75,95 @@ def roi_pairs(frame: pd.DataFrame, table_name: str) -> list[RoiPair]:
             ),
         ))
     return pairs
+
+
+def with_reference_rois(
+    frame: pd.DataFrame, reference_frame: pd.DataFrame, *, table_name: str, where: str,
+    reference_where: str,
+) -> pd.DataFrame:
+    """`frame` with the ``*_micrometer_reference`` columns from the reference's table.
+
+    For a registered table without them (fractal-tasks-core's): the start of
+    each ROI in the reference acquisition's table of the same name, matched
+    by ROI name, is where that ROI lies in the reference. Both tables are
+    indexed by ROI name; `where` and `reference_where` name them in errors.
+
+    Raises:
+        InvalidInputError: the two tables list other ROIs, a ROI twice, or a
+            ROI with other lengths (its regions could not be paired).
+    """
+    names, reference_names = list(frame.index.astype(str)), list(reference_frame.index.astype(str))
+    if len(set(reference_names)) != len(reference_names) or set(names) != set(reference_names):
+        raise InvalidInputError(
+            f"The ROIs of {table_name!r} in {where!r} ({sorted(names)}) do not match those "
+            f"of the reference acquisition's {table_name!r} in {reference_where!r} "
+            f"({sorted(reference_names)}): re-run Find Registration Consensus on the whole well."
+        )
+    reference = reference_frame.set_axis(reference_names).loc[names]
+    unequal = set()
+    for axis in AXES:
+        length = f"len_{axis}_micrometer"
+        if length in frame and length in reference:
+            differ = ~np.isclose(frame[length].to_numpy(float), reference[length].to_numpy(float),
+                                 rtol=0, atol=_SAME_UM)
+            unequal.update(name for name, bad in zip(names, differ) if bad)
+    if unequal:
+        raise InvalidInputError(
+            f"The ROIs {sorted(unequal)} of {table_name!r} have other lengths in {where!r} "
+            f"than in the reference acquisition's table in {reference_where!r}: their regions "
+            "cannot be paired. Re-run Find Registration Consensus on the whole well."
+        )
+    frame = frame.copy()
+    for axis, column in zip(AXES, REFERENCE_COLUMNS):
+        start = f"{axis}_micrometer"
+        values = reference[start].to_numpy(float) if start in reference else np.zeros(len(names))
+        frame[column] = values
+    return frame
+
+
+def read_reference_table(reference_url: str, table_name: str, *, for_url: str) -> pd.DataFrame:
+    """The ROI table `table_name` of the reference image, indexed by ROI name.
+
+    Every acquisition of a well may be registered at the same moment, the
+    reference included, each replacing its image in place. The exchange swap
+    keeps a complete image at the reference's path and registering the
+    reference moves none of its regions, so either version gives the same
+    ROIs; but a read spread over several files can straddle a swap (and the
+    two-rename fallback leaves the path empty for an instant): a failed read
+    is retried a few times.
+
+    Raises:
+        NotFoundError: the reference has no such table, or cannot be read.
+    """
+    import ngio
+
+    failure: Exception | None = None
+    for attempt in range(_READ_ATTEMPTS):
+        if attempt:
+            logger.debug("reading %s of %s again after: %s", table_name, reference_url, failure)
+            time.sleep(_READ_PAUSE_S)
+        try:
+            ome_zarr = ngio.open_ome_zarr_container(reference_url)
+            tables = ome_zarr.list_tables()
+            found = ome_zarr.get_roi_table(table_name).dataframe.copy() if table_name in tables else None
+        except (OSError, KeyError, ValueError, ngio.NgioError) as err:
+            failure = err
+            continue
+        if found is not None:
+            return found
+        raise NotFoundError(
+            f"Table {table_name!r} of {for_url!r} has no {list(REFERENCE_COLUMNS)} columns "
+            "(as fractal-tasks-core's Find Registration Consensus writes it), so where its "
+            f"ROIs lie in the reference is read from the reference image {reference_url!r}; "
+            f"but that image has no table {table_name!r} (it has tables {tables}). Run Find "
+            "Registration Consensus on the whole well: it writes the table into every "
+            "acquisition, the reference included."
+        )
+    raise NotFoundError(
+        f"Could not read table {table_name!r} of the reference image {reference_url!r}, "
+        f"needed to apply {for_url!r}'s table (it has no {list(REFERENCE_COLUMNS)} "
+        f"columns): {failure}"
+    ) from failure
 
 
 def pixel_boxes(
@@ -205,14 +303,11 @@ def fingerprint(frame: pd.DataFrame) -> str:
 def open_checked(zarr_url: str, table_name: str, reference_acquisition: int):
     """(the image, its registered table indexed by ROI name, its acquisition id).
 
-    Every check on the input runs here, before anything is written.
+    Every check on the input runs here, before anything is written. A table
+    without reference columns (fractal-tasks-core's) gets them here, from the
+    reference image's table of the same name, read once.
     """
-    import warnings
-
-    import ngio
-
     from fractal_roi_tasks.io.open import open_image_container
-    from fractal_roi_tasks.io.wells import well_url_of
     from fractal_roi_tasks.names import REGISTERED_TABLE
 
     ome_zarr = open_image_container(zarr_url)
@@ -223,6 +318,9 @@ def open_checked(zarr_url: str, table_name: str, reference_acquisition: int):
             f"{tables}): run Calculate Registration and Find Registration Consensus first."
         )
     frame = ome_zarr.get_roi_table(table_name).dataframe.copy()
+    well, acquisition = _well_of(zarr_url, reference_acquisition)
+    if any(column not in frame for column in REFERENCE_COLUMNS):
+        frame = _add_reference_rois(zarr_url, frame, table_name, well, acquisition, reference_acquisition)
     pairs = roi_pairs(frame, table_name)
     source_name = table_name.removesuffix(REGISTERED_TABLE.format(roi_table=""))
     if source_name != table_name and source_name in tables:
@@ -234,6 +332,24 @@ def open_checked(zarr_url: str, table_name: str, reference_acquisition: int):
                 "Registration Consensus."
             )
     check_pairs(ome_zarr.get_image(), pairs)
+    if acquisition == reference_acquisition:
+        moved = [p.name for p in pairs if not np.allclose(p.start_um, p.reference_start_um)]
+        if moved:
+            raise InvalidInputError(
+                f"{zarr_url!r} is reference acquisition {reference_acquisition}, but the "
+                f"ROIs {moved} of {table_name!r} lie elsewhere in the reference: the consensus "
+                "was computed against another reference. Check reference_acquisition."
+            )
+    return ome_zarr, frame, acquisition
+
+
+def _well_of(zarr_url: str, reference_acquisition: int):
+    """(the images of `zarr_url`'s well by acquisition, the acquisition of `zarr_url`)."""
+    import warnings
+
+    import ngio
+
+    from fractal_roi_tasks.io.wells import WellImages, well_url_of
 
     well_url = well_url_of(zarr_url)
     with warnings.catch_warnings():
@@ -254,16 +370,30 @@ def open_checked(zarr_url: str, table_name: str, reference_acquisition: int):
             f"Well {well_url!r} has no image of reference acquisition {reference_acquisition}; "
             f"its images have acquisitions {acquisitions}."
         )
-    acquisition = acquisitions[name]
-    if acquisition == reference_acquisition:
-        moved = [p.name for p in pairs if not np.allclose(p.start_um, p.reference_start_um)]
-        if moved:
-            raise InvalidInputError(
-                f"{zarr_url!r} is reference acquisition {reference_acquisition}, but the "
-                f"ROIs {moved} of {table_name!r} lie elsewhere in the reference: the consensus "
-                "was computed against another reference. Check reference_acquisition."
-            )
-    return ome_zarr, frame, acquisition
+    by_acquisition: dict = {}
+    for path in sorted(acquisitions):
+        by_acquisition.setdefault(acquisitions[path], []).append(str(Path(well_url) / path))
+    return WellImages(well_url, by_acquisition), acquisitions[name]
+
+
+def _add_reference_rois(
+    zarr_url: str, frame: pd.DataFrame, table_name: str, well, acquisition, reference_acquisition: int
+) -> pd.DataFrame:
+    """`frame` with reference columns from the reference image's own `table_name`."""
+    from fractal_roi_tasks.io.wells import reference_of
+
+    if acquisition == reference_acquisition:  # the reference's table is in its own frame
+        reference_url, reference_frame = zarr_url, frame
+    else:
+        reference_url = reference_of(zarr_url, well, reference_acquisition)
+        reference_frame = read_reference_table(reference_url, table_name, for_url=zarr_url)
+    logger.info(
+        "%s has no reference columns (a fractal-tasks-core consensus table): where its ROIs "
+        "lie in the reference is read from %s's %s", table_name, reference_url, table_name,
+    )
+    return with_reference_rois(
+        frame, reference_frame, table_name=table_name, where=zarr_url, reference_where=reference_url
+    )
 
 
 def wanted_marker(table_name: str, frame: pd.DataFrame) -> dict:
@@ -298,7 +428,7 @@ def build(
     # The tables are small but slow to write: one thread writes them meanwhile
     # (they live in their own group, so the two never touch the same file).
     with ThreadPoolExecutor(max_workers=1) as pool:
-        tables = pool.submit(_write_tables, ome_zarr, new, table_name, pairs, register_labels)
+        tables = pool.submit(_write_tables, ome_zarr, new, table_name, frame, register_labels)
         _write_arrays(Path(zarr_url), ome_zarr, new, pairs, path, register_labels=register_labels)
         tables.result()  # re-raises what the table writer raised
     written = ngio.open_ome_zarr_container(str(path)).get_roi_table(table_name).dataframe
@@ -325,8 +455,13 @@ def _write_arrays(source_url: Path, ome_zarr, new, pairs, path: Path, *, registe
         logger.warning("labels %s copied unregistered (register_labels is unset)", labels)
 
 
-def _write_tables(ome_zarr, new, table_name: str, pairs, register_labels: bool) -> None:
-    """ROI tables into the reference frame; other tables stay as copied, with a warning."""
+def _write_tables(ome_zarr, new, table_name: str, frame: pd.DataFrame, register_labels: bool) -> None:
+    """ROI tables into the reference frame; other tables stay as copied, with a warning.
+
+    `frame` is the registered table as `open_checked` returned it (with its
+    reference columns, even where the stored table had none).
+    """
+    pairs = roi_pairs(frame, table_name)
     others = []
     for name in ome_zarr.list_tables():
         table = ome_zarr.get_table(name)
@@ -336,7 +471,7 @@ def _write_tables(ome_zarr, new, table_name: str, pairs, register_labels: bool) 
             continue
         original = table.dataframe
         if name == table_name:
-            data = in_reference_frame(original, registered=True)
+            data = in_reference_frame(frame, registered=True)
         elif kind == "masking_roi_table":
             data = masking_in_reference_frame(original, pairs) if register_labels else original
         else:

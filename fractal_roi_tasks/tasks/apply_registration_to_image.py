@@ -29,6 +29,9 @@ def apply_registration_to_image(
     Builds a new image of the same shape: the region of every ROI of
     `registered_roi_table` (written by Find Registration Consensus) is copied,
     whole pixels, to where it lies in the reference; everything else is zero.
+    A table written by fractal-tasks-core's Find Registration Consensus works
+    too: where its ROIs lie in the reference is then read from the reference
+    acquisition's table of the same name.
     All channels, z-planes and pyramid levels; labels too. Safe to kill and
     re-run at any moment, and to run on every acquisition of a well at once:
     the new image is built beside the original and swapped in atomically;
@@ -36,8 +39,9 @@ def apply_registration_to_image(
 
     Args:
         zarr_url: Path of the OME-Zarr image to register (set by Fractal).
-        registered_roi_table: The table Find Registration Consensus wrote,
-            e.g. `FOV_ROI_table_registered`.
+        registered_roi_table: The table Find Registration Consensus (of this
+            package or of fractal-tasks-core) wrote, e.g.
+            `FOV_ROI_table_registered`.
         reference_acquisition: Acquisition id of the reference cycle (the
             one the others were registered to).
         register_labels: Register every label image of the image too.
