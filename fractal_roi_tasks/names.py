@@ -39,3 +39,10 @@ QUALITY_COLUMN = "registration_quality"
 FALLBACK_COLUMN = "registration_fallback"
 REFERENCE_COLUMNS = ("z_micrometer_reference", "y_micrometer_reference", "x_micrometer_reference")
 REGISTERED_TABLE = "{roi_table}_registered"
+
+# Stitching: where each tile went and how sure we are.
+STITCHED_IMAGE = "{image}_stitched"
+STITCH_CORRECTION_COLUMNS = ("stitch_correction_y_micrometer", "stitch_correction_x_micrometer")
+STITCH_QUALITY_COLUMN = "stitch_quality"
+STITCH_FALLBACK_COLUMN = "stitch_fallback"
+STITCH_LINKS_TABLE = "stitching_links"

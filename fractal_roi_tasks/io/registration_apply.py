@@ -15,7 +15,6 @@ from the reference acquisition's own table of the same name (`with_reference_roi
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from fractal_roi_tasks.errors import InvalidInputError, NotFoundError
+from fractal_roi_tasks.io.roi_tables import fingerprint
 from fractal_roi_tasks.names import REFERENCE_COLUMNS
 
 logger = logging.getLogger(__name__)
@@ -290,12 +290,6 @@ def masking_in_reference_frame(frame: pd.DataFrame, pairs: list[RoiPair]) -> pd.
     return pd.DataFrame(rows, index=pd.Index(keep, name=frame.index.name), columns=frame.columns)
 
 
-def fingerprint(frame: pd.DataFrame) -> str:
-    """A digest of a table's content, to recognise an image built from it."""
-    text = frame.sort_index(axis=1).to_csv(float_format="%.17g")
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
 # --------------------------------------------------------------------------
 # The image-level steps of the task
 
@@ -503,22 +497,3 @@ def _copy_label_metadata(source: Path, target: Path, label_name: str) -> None:
         group.attrs["ome"] = new
     else:
         group.attrs["image-label"] = new["image-label"]
-
-
-def add_to_well(target: Path, acquisition: int) -> None:
-    """List `target` in its well with `acquisition` (atomic; a no-op if listed)."""
-    import warnings
-
-    import ngio
-
-    with warnings.catch_warnings():
-        # ngio advises alphanumeric paths; `{image}_registered` is Fractal's convention.
-        warnings.filterwarnings("ignore", message="Path .* contains non-alphanumeric")
-        well = ngio.open_ome_zarr_well(str(target.parent), mode="r+")
-        if target.name in well.paths():
-            return
-        try:
-            well.atomic_add_image(target.name, acquisition_id=acquisition, strict=False)
-        except ngio.NgioError:
-            if target.name not in ngio.open_ome_zarr_well(str(target.parent), mode="r").paths():
-                raise

@@ -113,3 +113,43 @@ def acquisition_of(image_url: str, well: WellImages) -> int:
         f"{image_url!r} is not listed in the metadata of well {well.well_url!r}, which "
         f"has {well.describe()}."
     )
+
+
+def acquisition_in_well(image_url: str) -> int | None:
+    """The acquisition id of an image listed in its plate well; None outside a plate.
+
+    An image listed without an acquisition id gets 0 (a single-acquisition plate).
+    """
+    import warnings
+
+    well_url = well_url_of(image_url)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Path .* contains non-alphanumeric")
+        try:
+            well = ngio.open_ome_zarr_well(well_url, mode="r")
+        except ngio.NgioError:
+            return None
+        name = Path(image_url).name
+        if name not in well.paths():
+            return None
+        acquisition = well.get_image_acquisition_id(name)
+    return 0 if acquisition is None else acquisition
+
+
+def add_to_well(target: Path, acquisition: int) -> None:
+    """List `target` in its well with `acquisition` (atomic; a no-op if listed)."""
+    import warnings
+
+    import ngio
+
+    with warnings.catch_warnings():
+        # ngio advises alphanumeric paths; `{image}_registered` (`_stitched`) is Fractal's convention.
+        warnings.filterwarnings("ignore", message="Path .* contains non-alphanumeric")
+        well = ngio.open_ome_zarr_well(str(target.parent), mode="r+")
+        if target.name in well.paths():
+            return
+        try:
+            well.atomic_add_image(target.name, acquisition_id=acquisition, strict=False)
+        except ngio.NgioError:
+            if target.name not in ngio.open_ome_zarr_well(str(target.parent), mode="r").paths():
+                raise

@@ -50,6 +50,7 @@ def apply_registration_to_image(
             `{image}_registered` and the original stays.
     """
     from fractal_roi_tasks.io import registration_apply as apply_image
+    from fractal_roi_tasks.io.wells import add_to_well
 
     check_name(registered_roi_table, what="registered_roi_table")
     source = Path(zarr_url.rstrip("/")).absolute()
@@ -79,7 +80,7 @@ def apply_registration_to_image(
         logger.info("%s: registered with %r -> %s", source, registered_roi_table, target)
     if overwrite_input:
         return {"image_list_updates": [{"zarr_url": str(target)}]}
-    apply_image.add_to_well(target, acquisition)
+    add_to_well(target, acquisition)
     return {"image_list_updates": [{"zarr_url": str(target), "origin": str(source)}]}
 
 
