@@ -155,6 +155,40 @@ def test_3d_with_a_z_shift(tmp_path):
     assert (registered["len_z_micrometer"] > 0).all()
 
 
+def calculate_only(plate):
+    urls = [img.zarr_url for img in plate.images]
+    for item in init_calculate_registration(zarr_urls=urls, zarr_dir="x")["parallelization_list"]:
+        calculate_registration(**item, channel=DAPI)
+    moving = next(i for i in plate.images if i.acquisition == 1)
+    return moving, table(moving.zarr_url, "FOV_ROI_table")
+
+
+def test_reading_roi_by_roi_gives_the_same_translations(tmp_path, monkeypatch):
+    # The task reads the coarse level once per image and the windows of
+    # several ROIs at once, concurrently; reading everything ROI by ROI and
+    # one array at a time must give exactly the same numbers.
+    from fractal_roi_tasks.io import registration_reads
+
+    first_cycle = {k: v for k, v in SHIFTS_2D.items() if k[0] == 1}
+    plate = make_plate(tmp_path, wells=("B03",), acquisitions=2, shifts=first_cycle, noise=200.0)
+    _, together = calculate_only(plate)
+    monkeypatch.setattr(registration_reads, "_COARSE_BOX_BYTES", 0)
+    monkeypatch.setattr(registration_reads, "_BATCH_ROIS", 1)
+    monkeypatch.setattr(registration_reads, "_zarr_sync", None)
+    _, one_by_one = calculate_only(plate)
+    assert one_by_one.equals(together)
+
+
+def test_without_a_coarse_level_the_rois_are_binned(tmp_path):
+    first_cycle = {k: v for k, v in SHIFTS_2D.items() if k[0] == 1}
+    plate = make_plate(tmp_path, wells=("B03",), acquisitions=2, shifts=first_cycle, noise=200.0, levels=1)
+    moving, frame = calculate_only(plate)
+    for fov, row in frame.iterrows():
+        truth = plate.truth[(moving.well, 1, fov)].translation_um
+        for axis, expected in zip("yx", truth[1:]):
+            assert row[f"translation_{axis}"] == pytest.approx(expected, abs=0.1 * plate.pixel_size_um)
+
+
 def test_rerunning_any_step_gives_the_same_tables(shifted_plate):
     urls = [img.zarr_url for img in shifted_plate.images]
     before = {u: (table(u, "FOV_ROI_table"), table(u, "FOV_ROI_table_registered")) for u in urls}

@@ -1,21 +1,39 @@
-"""Read what registering one ROI needs, level by level, and hand it to the core.
+"""Read what registering the ROIs of one image needs, level by level, and hand it to the core.
 
-The coarse step reads each ROI at a pyramid level about 4x coarser; the
-sub-pixel step then reads only one small window per image at the requested
-level. Kept apart from the task so the benchmark times exactly these reads.
+Per ROI the coarse step needs the ROI at a pyramid level about 4x coarser,
+and the sub-pixel step one small window of each image at the requested
+level. At these sizes reading costs more than computing: a zarr read costs
+about 0.6 ms whatever its size (and a window still decompresses its whole
+chunk). So:
+
+- the coarse level of each image is read once, as the box around all its
+  ROIs when that box is small (`_COARSE_BOX_BYTES`) and mostly ROIs, and
+  each ROI is cut from it in memory;
+- the windows are read straight from the level's zarr array (ngio's public
+  `Image.zarr_array`, skipping the per-call ROI handling of ngio's
+  `get_roi`), several at once: the ROIs go in batches (coarse step and
+  window placement for the batch, then all its windows read concurrently
+  through zarr's asynchronous arrays, then the sub-pixel steps), which
+  costs about 0.45 ms a window instead of 0.75 ms one after the other.
+
+Kept apart from the task so the benchmark times exactly these reads.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import numpy as np
 
 from fractal_roi_tasks.arguments import ChannelChoice
 from fractal_roi_tasks.io.ngio_tables import roi_slices, spacing_um
 from fractal_roi_tasks.registration import (
+    RefinementWindows,
     ShiftEstimate,
     coarse_shift,
     refine_shift,
@@ -24,7 +42,24 @@ from fractal_roi_tasks.registration import (
 from fractal_roi_tasks.registration.correlation import block_mean
 from fractal_roi_tasks.registration.shift import default_coarse_factor
 
+try:  # zarr's own bridge to its event loop, which its stores are bound to
+    from zarr.core.sync import sync as _zarr_sync
+except ImportError:  # pragma: no cover - another zarr layout: read one by one
+    _zarr_sync = None
+
 logger = logging.getLogger(__name__)
+
+_COARSE_BOX_BYTES = 64 * 2**20
+"""The coarse level is read in one piece when the box around the ROIs is at most this big."""
+
+_MIN_COARSE_PX = 32
+"""A ROI narrower than this at the coarse level is read at the requested level and binned."""
+
+_BATCH_ROIS = 8
+"""ROIs whose windows are read together (memory: two windows of all planes per ROI)."""
+
+_IN_FLIGHT_BYTES = 256 * 2**20
+"""Concurrent reads are grouped so that the chunks they decode at once stay under this."""
 
 
 @dataclass(frozen=True)
@@ -64,44 +99,229 @@ def open_levels(ome_zarr, level: str, channel: ChannelChoice, axes: tuple[str, .
     return LevelPair(image, best[0], best[1], index)
 
 
-def _pixel_box(image, roi, axes: tuple[str, ...]) -> tuple[list[int], list[int]]:
-    """(y, x) first pixel and size of ``roi`` in ``image``, as ngio reads it."""
-    window = roi_slices(image, roi, ("y", "x"))
-    return [w.start for w in window], [w.stop - w.start for w in window]
+@dataclass(frozen=True)
+class BoxRead:
+    """What to read: one channel of an ngio image inside a box.
+
+    Attributes:
+        image: an ngio image (one pyramid level).
+        channel: channel index (ignored when the image has no ``c`` axis).
+        box: pixel slices by axis name; an axis not named is read whole.
+    """
+
+    image: object
+    channel: int
+    box: Mapping[str, slice]
 
 
-def roi_shift(reference: LevelPair, moving: LevelPair, reference_roi, moving_roi, *, quantiles) -> ShiftEstimate:
-    """Read what one ROI needs (coarse ROIs, then one window per image) and estimate its shift."""
+def read_boxes(reads: Sequence[BoxRead], axes: tuple[str, ...]) -> list[np.ndarray]:
+    """The pixels of several `BoxRead`, read concurrently, axes in ``axes`` order.
+
+    Each box is read straight from the image's zarr array; several boxes
+    are read at once through zarr's asynchronous arrays (one event-loop run
+    per group), in groups whose chunks being decoded at the same time stay
+    under `_IN_FLIGHT_BYTES`. An image with other axes than ``c`` and
+    ``axes`` is read through ngio instead, one box at a time.
+
+    Args:
+        reads: the boxes to read.
+        axes: the spatial axes to return, e.g. ``("z", "y", "x")``.
+
+    Returns:
+        One array per read, in the image's dtype.
+    """
+    plans = [_index(read, axes) for read in reads]
+    arrays = [None if plan is None else read.image.zarr_array for read, plan in zip(reads, plans)]
+    out: list = [None] * len(reads)
+    if _zarr_sync is not None:
+        for group in _groups([k for k, a in enumerate(arrays) if hasattr(a, "async_array")], arrays, plans):
+            if len(group) < 2:
+                continue
+
+            async def gather(group=group):
+                return await asyncio.gather(*(arrays[k].async_array.getitem(plans[k][0]) for k in group))
+
+            for k, pixels in zip(group, _zarr_sync(gather())):
+                out[k] = pixels
+    for k, (read, plan) in enumerate(zip(reads, plans)):
+        if plan is None:
+            out[k] = np.asarray(read.image.get_array(axes_order=list(axes), c=read.channel, **read.box))
+            continue
+        pixels = np.asarray(arrays[k][plan[0]] if out[k] is None else out[k])
+        out[k] = pixels if plan[1] is None else pixels.transpose(plan[1])
+    return out
+
+
+def _groups(indices: list[int], arrays: list, plans: list) -> list[list[int]]:
+    """Consecutive groups of reads whose chunks decoded at once fit in `_IN_FLIGHT_BYTES`.
+
+    zarr decodes up to ``async.concurrency`` (10) chunks of one read at a time.
+    """
+    groups, current, budget = [], [], 0
+    for k in indices:
+        array, index = arrays[k], plans[k][0]
+        try:
+            chunks = array.chunks
+        except NotImplementedError:  # not a regular chunk grid: count the array as one chunk
+            chunks = array.shape
+        touched = 1
+        for selection, size, chunk in zip(index, array.shape, chunks):
+            if isinstance(selection, slice):
+                start, stop, _ = selection.indices(size)
+                touched *= max(1, -(-stop // chunk) - start // chunk)
+        cost = min(touched, 10) * math.prod(chunks) * array.dtype.itemsize
+        if current and budget + cost > _IN_FLIGHT_BYTES:
+            groups.append(current)
+            current, budget = [], 0
+        current.append(k)
+        budget += cost
+    return groups + [current] if current else groups
+
+
+def _index(read: BoxRead, axes: tuple[str, ...]) -> tuple[tuple, list[int] | None] | None:
+    """(zarr index, transpose to ``axes`` or None) of a read, or None when ngio must read it."""
+    on_disk = tuple(read.image.axes)
+    if not set(on_disk) <= {"c", *axes}:
+        return None
+    index, kept = [], []
+    for axis in on_disk:
+        if axis == "c":
+            index.append(read.channel)
+        else:
+            index.append(read.box.get(axis, slice(None)))
+            kept.append(axis)
+    order = [kept.index(axis) for axis in axes]
+    return tuple(index), None if order == sorted(order) else order
+
+
+class _CoarseLevel:
+    """The ROIs of one image at its coarse level: from one box around them all, or one read each.
+
+    The box is used when it is at most `_COARSE_BOX_BYTES` and the ROIs
+    cover at least half of it (a grid of FOVs covers all of it).
+    """
+
+    def __init__(self, level: LevelPair, rois: Sequence, axes: tuple[str, ...]):
+        self.level, self.axes = level, axes
+        geometry = _geometry(level.coarse)
+        self.slices = [roi_slices(geometry, roi, axes) for roi in rois]
+        self.pixels, self.origin = None, ()
+        starts = [min(s[i].start for s in self.slices) for i in range(len(axes))]
+        stops = [max(s[i].stop for s in self.slices) for i in range(len(axes))]
+        box_px = math.prod(b - a for a, b in zip(starts, stops))
+        covered_px = sum(math.prod(w.stop - w.start for w in s) for s in self.slices)
+        nbytes = box_px * np.dtype(level.coarse.zarr_array.dtype).itemsize
+        self.box = None
+        if nbytes <= _COARSE_BOX_BYTES and 2 * covered_px >= box_px:
+            self.box = BoxRead(level.coarse, level.channel, {a: slice(b, e) for a, b, e in zip(axes, starts, stops)})
+            self.origin = starts
+        else:
+            logger.debug("coarse level: %d bytes around %d ROIs, one read per ROI", nbytes, len(rois))
+
+    def read(self, index: int) -> BoxRead:
+        return BoxRead(self.level.coarse, self.level.channel, dict(zip(self.axes, self.slices[index])))
+
+    def cut(self, index: int) -> np.ndarray:
+        window = self.slices[index]
+        return self.pixels[tuple(slice(w.start - o, w.stop - o) for w, o in zip(window, self.origin))]
+
+
+@dataclass
+class _Placed:
+    """A ROI after the coarse step, waiting for its windows."""
+
+    found: ShiftEstimate
+    windows: RefinementWindows
+    reads: list  # two BoxRead, or two arrays already in memory
+
+
+def image_shifts(
+    reference: LevelPair, moving: LevelPair, roi_pairs: Sequence[tuple], *, quantiles
+) -> list[ShiftEstimate]:
+    """The shift of every ``(reference_roi, moving_roi)`` pair of two images, in their order.
+
+    Reads each image's coarse level once (see `_CoarseLevel`); then, per
+    batch of ROIs: `coarse_shift` and `refinement_windows` for each, their
+    windows at the requested level read together, and `refine_shift`.
+    """
+    levels = (reference, moving)
     axes = tuple(a for a in ("z", "y", "x") if a in reference.image.axes)
-    pairs = ((reference, reference_roi), (moving, moving_roi))
-    factor, coarse, full = reference.factor, None, None
-    if reference.coarse is not None and moving.factor == factor:
-        coarse = _common([p.coarse.get_roi(r, axes_order=axes, c=p.channel) for p, r in pairs])
-        if min(coarse[0].shape[-2:]) < 32:
-            logger.debug("ROI %s: %s px at the coarse level, binning instead", reference_roi.name, coarse[0].shape)
+    pairs = [tuple(p) for p in roi_pairs]
+    coarse = None
+    if pairs and reference.coarse is not None and moving.coarse is not None and moving.factor == reference.factor:
+        coarse = [_CoarseLevel(level, [p[i] for p in pairs], axes) for i, level in enumerate(levels)]
+        boxes = [c for c in coarse if c.box is not None]
+        for c, pixels in zip(boxes, read_boxes([c.box for c in boxes], axes)):
+            c.pixels = pixels
+    geometries = [_geometry(level.image) for level in levels]
+    results: list = [None] * len(pairs)
+    for first in range(0, len(pairs), _BATCH_ROIS):
+        batch = range(first, min(first + _BATCH_ROIS, len(pairs)))
+        coarse_arrays = {k: [None, None] for k in batch}
+        if coarse is not None:
+            wanted = [(k, i) for k in batch for i, c in enumerate(coarse) if c.pixels is None]
+            for (k, i), pixels in zip(wanted, read_boxes([coarse[i].read(k) for k, i in wanted], axes)):
+                coarse_arrays[k][i] = pixels
+            for k in batch:
+                coarse_arrays[k] = [a if a is not None else c.cut(k) for a, c in zip(coarse_arrays[k], coarse)]
+        placed = {}
+        for k in batch:
+            slices = [roi_slices(g, roi, axes) for g, roi in zip(geometries, pairs[k])]
+            outcome = _place(levels, pairs[k], slices, None if coarse is None else coarse_arrays[k], axes, quantiles)
+            if isinstance(outcome, ShiftEstimate):
+                results[k] = outcome
+            else:
+                placed[k] = outcome
+        to_read = [(k, i) for k, p in placed.items() for i, r in enumerate(p.reads) if isinstance(r, BoxRead)]
+        for (k, i), pixels in zip(to_read, read_boxes([placed[k].reads[i] for k, i in to_read], axes)):
+            placed[k].reads[i] = pixels
+        for k, p in placed.items():
+            results[k] = refine_shift(
+                *p.reads, p.found.shift, offset_px=p.windows.offset_px, intensity_quantiles=quantiles
+            )
+    return results
+
+
+def _place(levels, rois, slices, coarse, axes, quantiles) -> ShiftEstimate | _Placed:
+    """The coarse step of one ROI and its windows, or its final estimate when it stops there.
+
+    ``slices`` are the two ROIs' pixels at the requested level; ``coarse``
+    holds their two coarse arrays, or is None to bin the requested level.
+    """
+    factor, full = levels[0].factor, None
+    if coarse is not None:
+        coarse = _common(coarse)
+        if min(coarse[0].shape[-2:]) < _MIN_COARSE_PX:
+            logger.debug("ROI %s: %s px at the coarse level, binning instead", rois[0].name, coarse[0].shape)
             coarse = None
     if coarse is None:
-        full = _common([p.image.get_roi(r, axes_order=axes, c=p.channel) for p, r in pairs])
+        full = _common(
+            read_boxes([BoxRead(lv.image, lv.channel, dict(zip(axes, s))) for lv, s in zip(levels, slices)], axes)
+        )
         yx = full[0].shape[-2:]
-        factor = max(1, min(default_coarse_factor(yx), min(yx) // 32))
+        factor = max(1, min(default_coarse_factor(yx), min(yx) // _MIN_COARSE_PX))
         coarse = [block_mean(f, factor) for f in full]
     found = coarse_shift(*coarse, factor=factor, intensity_quantiles=quantiles)
     if found.reason.startswith("no contrast"):
         return found
-    boxes = [_pixel_box(p.image, r, axes) for p, r in pairs]
-    shape = [min(a, b) for a, b in zip(boxes[0][1], boxes[1][1])]
+    shape = [min(a.stop - a.start, b.stop - b.start) for a, b in zip(slices[0][-2:], slices[1][-2:])]
     windows = refinement_windows(coarse[0], shape, found.shift, factor=factor)
     if windows is None:
         rounded = tuple(float(round(v)) for v in found.shift)
         return ShiftEstimate(rounded, 0.0, False, "the ROIs overlap by less than 32 pixels", rounded)
-    cut = []
-    for index, ((source, roi), window) in enumerate(zip(pairs, (windows.reference, windows.moving))):
-        if full is not None:
-            cut.append(full[index][(..., *window)])
-            continue
-        y, x = (slice(o + w.start, o + w.stop) for o, w in zip(boxes[index][0], window))
-        cut.append(source.image.get_roi(roi, axes_order=axes, c=source.channel, y=y, x=x))
-    return refine_shift(*cut, found.shift, offset_px=windows.offset_px, intensity_quantiles=quantiles)
+    if full is not None:  # copies, so the whole ROIs are not kept for the batch
+        return _Placed(found, windows, [f[(..., *w)].copy() for f, w in zip(full, (windows.reference, windows.moving))])
+    reads = []
+    for level, roi_box, window in zip(levels, slices, (windows.reference, windows.moving)):
+        box = dict(zip(axes, roi_box))
+        box["y"], box["x"] = (slice(s.start + w.start, s.start + w.stop) for s, w in zip(roi_box[-2:], window))
+        reads.append(BoxRead(level.image, level.channel, box))
+    return _Placed(found, windows, reads)
+
+
+def _geometry(image) -> SimpleNamespace:
+    """What `roi_slices` asks an image for (pixel size, shape, axes), looked up once."""
+    return SimpleNamespace(pixel_size=image.pixel_size, shape=tuple(image.shape), axes=tuple(image.axes))
 
 
 def _common(arrays: list[np.ndarray]) -> list[np.ndarray]:

@@ -31,12 +31,35 @@ from scipy import fft as sp_fft
 
 logger = logging.getLogger(__name__)
 
-_QUANTILE_SAMPLES = 1 << 14
-"""About this many pixels (a regular sub-grid) estimate the intensity quantiles."""
+_QUANTILE_SAMPLES = 1 << 12
+"""At most this many pixels (a regular sub-grid) estimate the intensity quantiles."""
 
 
 # --------------------------------------------------------------------------
 # Intensities
+
+
+def sorted_quantiles(values: np.ndarray, levels: Sequence[float]) -> list[float]:
+    """``np.quantile(values, levels)`` (its default, linear method), by a full sort.
+
+    Sorting is several times faster than the partition `np.quantile` uses
+    when two levels near both ends are wanted (50 against 230 us on 16,384
+    float32 values), and gives the same numbers.
+
+    >>> sorted_quantiles(np.arange(11.0), (0.0, 0.25, 0.95))
+    [0.0, 2.5, 9.5]
+    """
+    ordered = np.sort(values, axis=None)
+    last = ordered.size - 1
+    out = []
+    for level in levels:
+        position = last * float(level)
+        below = min(int(math.floor(position)), last)
+        weight = position - below
+        low, high = float(ordered[below]), float(ordered[min(below + 1, last)])
+        # numpy's lerp, exact at both ends.
+        out.append(high - (high - low) * (1.0 - weight) if weight >= 0.5 else low + (high - low) * weight)
+    return out
 
 
 def clip_to_quantiles(
@@ -44,9 +67,10 @@ def clip_to_quantiles(
 ) -> tuple[np.ndarray, float]:
     """A float32 copy of ``image`` clipped to two of its intensity quantiles.
 
-    The quantiles are estimated on a regular sub-grid of about 16,000 pixels,
-    which is as good as all pixels for the 1st and 99.9th percentile and 10x
-    faster. Clipping the top keeps a saturated artefact from dominating the
+    The quantiles are estimated on a regular sub-grid of at most 4,096
+    pixels (every other row and column of a 128 x 128 image), enough for
+    the 1st and 99.9th percentile, and 5x faster than all pixels at that
+    size. Clipping the top keeps a saturated artefact from dominating the
     correlation (fractal-tasks-core's ``rescale_intensity`` option does the
     same); rescaling is unnecessary since every later step is invariant to
     offset and scale.
@@ -67,9 +91,8 @@ def clip_to_quantiles(
     if quantiles is None:
         low, high = float(out.min()), float(out.max())
     else:
-        step = max(1, int(math.sqrt(out.size / _QUANTILE_SAMPLES)))
-        sample = out[..., ::step, ::step]
-        low, high = (float(v) for v in np.quantile(sample, quantiles))
+        step = max(1, math.ceil(math.sqrt(out.size / _QUANTILE_SAMPLES)))
+        low, high = sorted_quantiles(out[..., ::step, ::step], quantiles)
         np.clip(out, low, high, out=out)
     return out, high - low
 
@@ -134,10 +157,13 @@ def taper_1d(length: int, taper_px: float, offset: float = 0.0) -> np.ndarray:
     position = np.arange(length, dtype=np.float64) - offset
     low, high = 1.0, length - 2.0
     taper_px = max(min(taper_px, (high - low) / 2.0), 1e-6)
-    rise = np.clip((position - low) / taper_px, 0.0, 1.0)
-    fall = np.clip((high - position) / taper_px, 0.0, 1.0)
-    window = (0.5 - 0.5 * np.cos(np.pi * rise)) * (0.5 - 0.5 * np.cos(np.pi * fall))
-    return window.astype(np.float32)
+    # The flanks do not overlap (taper_px <= half the width): at most one of
+    # the rise and the fall is below 1 anywhere, so the window is the cosine
+    # of the smaller one (the product of both, with a factor exactly 1).
+    ramp = np.minimum(position - low, high - position)
+    ramp *= np.pi / taper_px
+    np.clip(ramp, 0.0, np.pi, out=ramp)
+    return (0.5 - 0.5 * np.cos(ramp)).astype(np.float32)
 
 
 def windowed_spectrum(
@@ -152,8 +178,8 @@ def windowed_spectrum(
     The crop is zero-padded to ``spectral_band.fft_shape``; its
     window-weighted mean is removed in the Fourier domain (the mean times the
     window's own spectrum), which is exact and cheaper than a pass over the
-    pixels. Only the tapered margins are multiplied: the window is exactly 1
-    elsewhere.
+    pixels. The 1D windows and their spectra are cached by length and
+    offset, so the reference side (offset 0) computes them once.
 
     Args:
         crop: (..., Y, X) float32 array; the window applies to the last two
@@ -172,28 +198,33 @@ def windowed_spectrum(
     """
     height, width = crop.shape[-2:]
     fft_shape = spectral_band.fft_shape
-    padded = np.zeros(crop.shape[:-2] + tuple(fft_shape), np.float32)
-    body = padded[..., :height, :width]
-    body[...] = crop
-    windows = []
-    for axis, (length, shift) in enumerate(zip((height, width), offset)):
-        window = taper_1d(length, max(4.0, taper_fraction * length), shift)
-        windows.append(window)
-        (ramp,) = np.nonzero(window < 1.0)
-        for part in (ramp[ramp < length // 2], ramp[ramp >= length // 2]):
-            if part.size:
-                index = slice(int(part[0]), int(part[-1]) + 1)
-                if axis == 0:
-                    body[..., index, :] *= window[index, None]
-                else:
-                    body[..., index] *= window[index]
+    window_y, spectrum_y = _taper_spectrum(height, taper_fraction, float(offset[0]), fft_shape[0], False)
+    window_x, spectrum_x = _taper_spectrum(width, taper_fraction, float(offset[1]), fft_shape[1], True)
+    if (height, width) == tuple(fft_shape):
+        padded = body = np.multiply(crop, window_y[:, None], dtype=np.float32)
+    else:
+        padded = np.zeros(crop.shape[:-2] + tuple(fft_shape), np.float32)
+        body = padded[..., :height, :width]
+        np.multiply(crop, window_y[:, None], out=body)
+    body *= window_x
     out = spectral_band.crop(sp_fft.rfft2(padded, axes=(-2, -1)))
-    window_y = sp_fft.fft(windows[0], n=fft_shape[0])[spectral_band.rows]
-    window_x = sp_fft.rfft(windows[1], n=fft_shape[1])[: spectral_band.columns]
-    window_spectrum = np.outer(window_y, window_x).astype(np.complex64)
+    window_spectrum = np.outer(spectrum_y[spectral_band.rows], spectrum_x[: spectral_band.columns])
+    window_spectrum = window_spectrum.astype(np.complex64)
     mean = out[..., 0, 0].real / np.float32(window_spectrum[0, 0].real)
     out -= mean[..., None, None] * window_spectrum
     return out
+
+
+@functools.lru_cache(maxsize=256)
+def _taper_spectrum(
+    length: int, taper_fraction: float, offset: float, fft_length: int, real: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """`taper_1d` of a side of `windowed_spectrum` and its (r)fft; cached (read-only)."""
+    window = taper_1d(length, max(4.0, taper_fraction * length), offset)
+    spectrum = (sp_fft.rfft if real else sp_fft.fft)(window, n=fft_length)
+    for array in (window, spectrum):
+        array.flags.writeable = False
+    return window, spectrum
 
 
 @dataclass(frozen=True)
@@ -226,6 +257,19 @@ class Band:
         """Weighted energy of cropped spectra, one value per leading index."""
         power = cropped.real**2 + cropped.imag**2
         return np.einsum("...yx,yx->...", power, self.weight)
+
+    @functools.cached_property
+    def phase_rates(self) -> tuple[np.ndarray, np.ndarray]:
+        """``2 pi i fy`` and ``2 pi i fx`` (complex128): ``exp(rate * s)`` shifts by ``s`` px."""
+        return 2j * np.pi * self.fy, 2j * np.pi * self.fx
+
+    @functools.cached_property
+    def derivative_weights(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(2 pi i f)^k`` for k = 0, 1, 2: (3, rows) and (3, columns) complex64."""
+        return tuple(
+            np.stack([np.ones_like(rate), rate, rate * rate]).astype(np.complex64)
+            for rate in self.phase_rates
+        )
 
 
 @functools.lru_cache(maxsize=64)
@@ -303,11 +347,6 @@ def grid_peak(
     return float(ys[iy]), float(xs[ix])
 
 
-def _dot(a: np.ndarray, b: np.ndarray) -> float:
-    """Real part of sum(a * b) (no conjugation)."""
-    return float(np.dot(a, b).real)
-
-
 def newton_peak(
     cross: np.ndarray,
     spectral_band: Band,
@@ -319,9 +358,10 @@ def newton_peak(
     """The sub-pixel maximum of ``c(s)`` nearest ``start``, by Newton's method.
 
     ``c`` and its exact first and second derivatives are sums over the band
-    (three passes over ``cross`` per step); steps are limited to half a
-    pixel so the search stays on the peak it started on, and where ``c`` is
-    not concave the step goes uphill along the gradient instead.
+    (one pass over ``cross`` per step, for all six of them); steps are
+    limited to half a pixel so the search stays on the peak it started on,
+    and where ``c`` is not concave the step goes uphill along the gradient
+    instead. See `newton_maximum` for the value there too.
 
     Args:
         cross: band-cropped weighted cross-power spectrum (complex64).
@@ -332,32 +372,64 @@ def newton_peak(
 
     Returns:
         (dy, dx) the displacement of the maximum, in pixels.
+
+    >>> b = band((32, 32), (0.0, 0.0))
+    >>> f = np.exp(-2j * np.pi * (b.fy[:, None] * 0.3 + b.fx[None, :] * -0.2))
+    >>> cross = (f * np.exp(-(b.fy[:, None] ** 2 + b.fx[None, :] ** 2) * 20)).astype(np.complex64)
+    >>> [round(v, 4) for v in newton_peak(cross * b.weight, b, (0.0, 0.0))]
+    [0.3, -0.2]
     """
-    omega_y = (2j * np.pi * spectral_band.fy).astype(np.complex64)
-    omega_x = (2j * np.pi * spectral_band.fx).astype(np.complex64)
-    position = np.array(start, dtype=np.float64)
+    y, x, _ = newton_maximum(cross, spectral_band, start, max_steps=max_steps, tolerance=tolerance)
+    return y, x
+
+
+def newton_maximum(
+    cross: np.ndarray,
+    spectral_band: Band,
+    start: Sequence[float],
+    *,
+    max_steps: int = 8,
+    tolerance: float = 1e-4,
+) -> tuple[float, float, float]:
+    """`newton_peak` and ``c`` at the peak: ``(dy, dx, value)``.
+
+    The value comes from the last evaluation and its derivatives (second
+    order over a last step of at most 0.02 px: within ~1e-4 of the exact
+    value, relative), or from one more evaluation after a longer last step.
+    """
+    (omega_y, omega_x), (phase_y, phase_x) = spectral_band.derivative_weights, spectral_band.phase_rates
+
+    def sums_at(y: float, x: float) -> np.ndarray:
+        # sums[a, b] = Re sum cross (2 pi i fy)^a (2 pi i fx)^b exp(2 pi i f.s)
+        ey = omega_y * np.exp(phase_y * y).astype(np.complex64)
+        ex = omega_x * np.exp(phase_x * x).astype(np.complex64)
+        return np.einsum("ay,yb->ab", ey, np.einsum("yx,bx->yb", cross, ex)).real
+
+    y, x = float(start[0]), float(start[1])
+    value, step_y, step_x = 0.0, 0.0, 0.0
     for _ in range(max_steps):
-        ey = _phases(spectral_band.fy, position[:1])[0]
-        ex = _phases(spectral_band.fx, position[1:])[0]
-        ex_all = np.stack([ex, omega_x * ex, omega_x * omega_x * ex])
-        v, vx, vxx = np.einsum("yx,kx->ky", cross, ex_all)
-        ey1 = omega_y * ey
-        gradient = np.array([_dot(ey1, v), _dot(ey, vx)])
-        hxy, hyy, hxx = _dot(ey1, vx), _dot(omega_y * ey1, v), _dot(ey, vxx)
-        hessian = np.array([[hyy, hxy], [hxy, hxx]], dtype=np.float64)
-        if hyy < 0 and hyy * hxx - hxy * hxy > 0:
-            step = -np.linalg.solve(hessian, gradient)
+        sums = sums_at(y, x)
+        value = float(sums[0, 0])
+        gy, gx = float(sums[1, 0]), float(sums[0, 1])
+        hyy, hxy, hxx = float(sums[2, 0]), float(sums[1, 1]), float(sums[0, 2])
+        determinant = hyy * hxx - hxy * hxy
+        if hyy < 0 and determinant > 0:
+            step_y = -(hxx * gy - hxy * gx) / determinant
+            step_x = -(hyy * gx - hxy * gy) / determinant
         else:
             # Not concave here: move uphill along the gradient instead.
-            norm = float(np.linalg.norm(gradient))
-            step = 0.25 * gradient / norm if norm > 0 else np.zeros(2)
-        if not np.all(np.isfinite(step)):
+            norm = math.hypot(gy, gx)
+            step_y, step_x = (0.25 * gy / norm, 0.25 * gx / norm) if norm > 0 else (0.0, 0.0)
+        if not (math.isfinite(step_y) and math.isfinite(step_x)):
+            return y, x, value
+        step_y, step_x = min(max(step_y, -0.5), 0.5), min(max(step_x, -0.5), 0.5)
+        y, x = y + step_y, x + step_x
+        if max(abs(step_y), abs(step_x)) < tolerance:
             break
-        step = np.clip(step, -0.5, 0.5)
-        position += step
-        if float(np.abs(step).max()) < tolerance:
-            break
-    return float(position[0]), float(position[1])
+    if max(abs(step_y), abs(step_x)) > 0.02:
+        return y, x, float(sums_at(y, x)[0, 0])
+    value += gy * step_y + gx * step_x + 0.5 * (hyy * step_y**2 + 2 * hxy * step_y * step_x + hxx * step_x**2)
+    return y, x, value
 
 
 @functools.lru_cache(maxsize=16)
@@ -402,29 +474,37 @@ def coarse_displacement(
     (3, -5)
     """
     shape = reference.shape
-    window = _hann(shape)
-    fa = sp_fft.rfft2((reference - reference.mean()) * window)
-    fb = sp_fft.rfft2((moving - moving.mean()) * window)
+    both = np.stack([reference, moving]).astype(np.float32, copy=False)
+    both -= both.mean(axis=(1, 2), keepdims=True)
+    both *= _hann(shape)
+    fa, fb = sp_fft.rfft2(both)
     cross = fb * np.conj(fa)
     normalised = cross / (np.abs(cross) + np.float32(1e-30))
     surface = sp_fft.irfft2(normalised, s=shape)
     limit = [min(int(math.floor(m)), n // 2) for m, n in zip(max_shift, shape)]
-    ys = np.arange(-limit[0], limit[0] + 1)
-    xs = np.arange(-limit[1], limit[1] + 1)
-    values = surface[np.ix_(ys % shape[0], xs % shape[1])]
-    iy, ix = np.unravel_index(int(np.argmax(values)), values.shape)
-    whole = (int(ys[iy]), int(xs[ix]))
+    if all(2 * m + 1 >= n for m, n in zip(limit, shape)):
+        # Every displacement is searched: no need to gather them.
+        peak = np.unravel_index(int(np.argmax(surface)), shape)
+        whole = tuple(int(i) - n if i > n // 2 else int(i) for i, n in zip(peak, shape))
+    else:
+        ys = np.arange(-limit[0], limit[0] + 1)
+        xs = np.arange(-limit[1], limit[1] + 1)
+        values = surface[np.ix_(ys % shape[0], xs % shape[1])]
+        iy, ix = np.unravel_index(int(np.argmax(values)), values.shape)
+        whole = (int(ys[iy]), int(xs[ix]))
     spectral_band = band(shape, band_px)
     cross_band = spectral_band.crop(cross) * spectral_band.weight
     start = grid_peak(cross_band, spectral_band, whole, (1, 1))
-    subpixel = newton_peak(cross_band, spectral_band, start, tolerance=1e-2)
+    *subpixel, peak = newton_maximum(cross_band, spectral_band, start, tolerance=1e-2)
     if max(abs(a - b) for a, b in zip(subpixel, whole)) > 1.5:
-        subpixel = (float(whole[0]), float(whole[1]))
+        subpixel = [float(whole[0]), float(whole[1])]
+        at = correlation_grid(cross_band, spectral_band, np.array(subpixel[:1]), np.array(subpixel[1:]))
+        peak = float(at[0, 0])
+    subpixel = tuple(subpixel)
     energy = float(spectral_band.energy(spectral_band.crop(fa))) * float(
         spectral_band.energy(spectral_band.crop(fb))
     )
-    peak = correlation_grid(cross_band, spectral_band, np.array(subpixel[:1]), np.array(subpixel[1:]))
-    quality = float(np.clip(peak[0, 0] / math.sqrt(energy), -1.0, 1.0)) if energy > 0 else 0.0
+    quality = float(np.clip(peak / math.sqrt(energy), -1.0, 1.0)) if energy > 0 else 0.0
     return whole, subpixel, quality
 
 

@@ -12,7 +12,7 @@ from fractal_roi_tasks.arguments import ChannelChoice, ReferenceImage, check_lev
 from fractal_roi_tasks.errors import InvalidInputError
 from fractal_roi_tasks.io.ngio_tables import spacing_um
 from fractal_roi_tasks.io.open import open_image_container
-from fractal_roi_tasks.io.registration_reads import open_levels, roi_shift
+from fractal_roi_tasks.io.registration_reads import image_shifts, open_levels
 from fractal_roi_tasks.io.roi_tables import read_roi_table, write_roi_table
 from fractal_roi_tasks.io.table_guard import guarded_rewrite
 from fractal_roi_tasks.names import FOV_ROI_TABLE, QUALITY_COLUMN, TRANSLATION_COLUMNS, check_name
@@ -82,11 +82,14 @@ def calculate_registration(
         )
     sources = [open_levels(c, level, channel, axes) for c in (reference, moving)]
 
+    rois = reference_table.rois()
+    estimates = image_shifts(
+        *sources,
+        [(roi, moving_rois_table.get(roi.name)) for roi in rois],
+        quantiles=(lower_quantile, upper_quantile),
+    )
     shifts, quality = {}, {}
-    for roi in reference_table.rois():
-        estimate = roi_shift(
-            *sources, roi, moving_rois_table.get(roi.name), quantiles=(lower_quantile, upper_quantile)
-        )
+    for roi, estimate in zip(rois, estimates):
         shift_um = np.asarray(estimate.shift) * spacing
         shifts[roi.name] = (0.0,) * (3 - len(axes)) + tuple(shift_um.tolist())
         quality[roi.name] = estimate.quality
