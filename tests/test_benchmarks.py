@@ -50,3 +50,24 @@ def test_bench_apply_runs_and_reports_a_ratio(capsys):
     result = load("bench_apply").main(["--size", "512", "--repeats", "1"])
     assert result["ours"] > 0 and result["baseline"] > 0 and result["ratio"] > 0
     assert "x copy (target <= 1.3x)" in capsys.readouterr().out
+
+
+def test_bench_stitch_placement_runs_and_reports_ratios(capsys):
+    result = load("bench_stitch").main(["--quick", "--repeats", "1"])
+    rows = result["placement"]
+    assert set(rows) == {"dense 15%", "sparse fluorescence", "5% overlap", "2x low texture", "many small tiles"}
+    for row in rows.values():
+        assert row["ours_s"] > 0 and row["baseline_s"] > 0 and row["time_ratio"] > 0
+        assert row["baseline_rms_px"] > 0 and row["error_ratio"] > 0
+        assert row["stage_rms_px"] > 1  # there is a stage error to correct
+    # Accuracy is not a timing: the targets must hold on any machine.
+    assert rows["dense 15%"]["ours_rms_px"] <= 0.35
+    assert rows["sparse fluorescence"]["ours_rms_px"] <= 0.35
+    assert rows["5% overlap"]["ours_rms_px"] <= 1.0
+    assert rows["2x low texture"]["ours_rms_px"] <= 1.0
+    fusion = result["fusion"]
+    assert fusion["fuse_s"] > 0 and fusion["write_s"] > 0 and fusion["ratio"] > 0
+    assert 0 < fusion["fuse_peak_mib"] < 2048
+    out = capsys.readouterr().out
+    assert "Tile placement" in out and "as a multiple of the baseline in this run" in out
+    assert "x the write (target <= 2x)" in out
