@@ -49,4 +49,13 @@ TASK_LIST = [
         tags=["ROI", "Segmentation", "Measurement", "Fiji", "QuPath", "napari", "OMERO"],
         docs_info="file:../../docs/segment_to_rois.md",
     ),
+    ParallelTask(
+        name="Stitch and Deduplicate",
+        executable="tasks/stitch_and_dedup.py",
+        meta={"cpus_per_task": 1, "mem": 4000},
+        category="Image Processing",
+        modality="HCS",
+        tags=["Stitching", "Tiles", "Label de-duplication", "Sub-pixel", "Crash-safe"],
+        docs_info="file:../../docs/stitch_and_dedup.md",
+    ),
 ]
