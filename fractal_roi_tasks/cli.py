@@ -421,6 +421,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     plate = demo.build_demo_plate(args.directory, overwrite=args.overwrite)
     urls = image_urls(plate.plate_url)
     _out(f"  {len(urls)} images written in {time.perf_counter() - start:.1f} s.")
+    tile_options = demo.DEMO_TILE_OPTIONS
+    _out(f"Building the tile plate {demo.demo_plate_path(args.directory).with_name(demo.DEMO_TILES_NAME)}")
+    _out(f"  one well imaged as {tile_options['grid'][0]} x {tile_options['grid'][1]} tiles "
+         f"overlapping by {tile_options['overlap']:.0%}, the stage off by "
+         f"~{tile_options['jitter_px']:g} px per tile, labels segmented tile by tile")
+    tiles = demo.build_demo_tiles(args.directory, overwrite=args.overwrite)
 
     for name in plan.skipped:
         _warn(f"\nSKIPPED: task {name!r} has no demo arguments (add them to DEMO_ARGS in "
@@ -429,8 +435,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     for number, step in enumerate(plan.steps, start=1):
         _out(f"\nStep {number} of {len(plan.steps)}: {step.task.name}, "
              f"{_describe_args(step.args)}")
+        targets = [tiles.zarr_url] if step.task.name in demo.DEMO_TILE_TASKS else urls
         summary = run_task(
-            step.task, urls, step.args, workers=args.workers,
+            step.task, targets, step.args, workers=args.workers,
             progress=_progress_printer(args.verbose),
         )
         if not _report(summary):
@@ -438,6 +445,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     rows = demo.summarize(urls)
     _print_registration(demo.summarize_registration(plate))
+    _print_stitching(demo.summarize_stitching(tiles))
     _print_findings(rows)
     _print_outputs(plate.plate_url, urls, rows)
     if plan.skipped:
@@ -457,6 +465,18 @@ def _print_registration(rows) -> None:
         _out(f"  well {row.well} cycle {row.acquisition}: {row.n_rois} FOVs, shifts up to "
              f"{row.largest_shift_px:.1f} px recovered within {row.max_error_px:.3f} px, "
              f"median quality {row.median_quality:.2f}")
+
+
+def _print_stitching(row) -> None:
+    if row is None:
+        return
+    _out("\nStitching (the demo knows where each tile really was)")
+    fallback = f", {row.fell_back} left at the stage position" if row.fell_back else ""
+    _out(f"  {row.n_tiles} tiles placed{fallback}: neighbours within {row.rms_error_px:.2f} px "
+         f"RMS of the truth (the stage alone: {row.stage_rms_error_px:.1f} px)")
+    _out(f"  {row.n_objects} nuclei after merging those cut by tile borders "
+         f"({row.true_objects} true nuclei in the mosaic)")
+    _out(f"  image: {row.zarr_url}")
 
 
 def _print_findings(rows) -> None:

@@ -20,6 +20,7 @@ from pathlib import Path
 from fractal_roi_tasks.names import FEATURE_TABLE, ROI_EXPORT_DIR
 from fractal_roi_tasks.runner import TaskSpec, list_tasks
 from fractal_roi_tasks.sample_data import NUCLEI_LABEL, SamplePlate, make_plate, random_shifts
+from fractal_roi_tasks.sample_tiles import TileGrid
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +39,24 @@ DEMO_PLATE_OPTIONS: dict = {
     "noise": 150.0,
 }
 """`make_plate` options of the demo plate (NGFF 0.4: what Fiji and napari read best)."""
+
+DEMO_TILES_NAME = "tiles.zarr"
+"""Name of the demo's second plate: one well imaged as a grid of overlapping tiles."""
+
+DEMO_TILE_OPTIONS: dict = {
+    "grid": (3, 3),
+    "tile_shape": (200, 200),
+    "overlap": 0.15,
+    "jitter_px": 4.0,
+    "noise": 0.01,
+    "vignetting": 0.2,
+    "seed": 5,
+}
+"""`tile_grid` options of the tile plate: the real nuclei cut into 3 x 3 tiles, 4 px stage error."""
+
+STITCH_TASK = "Stitch and Deduplicate"
+DEMO_TILE_TASKS = (STITCH_TASK,)
+"""Tasks the demo runs on the tile plate (and on no other image)."""
 
 SEGMENTED_LABEL = "nuclei_segmented"
 """Label image the demo segments from the DAPI channel."""
@@ -65,6 +84,7 @@ DEMO_ARGS: dict[str, list[dict]] = {
     "Apply Registration to Image": [
         {"registered_roi_table": "FOV_ROI_table_registered", "overwrite_input": False}
     ],
+    STITCH_TASK: [{"channel": {"label": "DAPI"}}],
     "Segment to ROIs": [
         # The nuclei labels that came with the images.
         {"label_name": NUCLEI_LABEL, "exports": DEMO_EXPORTS},
@@ -117,6 +137,29 @@ def demo_plate_path(root: str | os.PathLike[str]) -> Path:
 def build_demo_plate(root: str | os.PathLike[str], *, overwrite: bool = False) -> SamplePlate:
     """Write the demo plate into the folder `root` (see `DEMO_PLATE_OPTIONS`)."""
     return make_plate(root, **DEMO_PLATE_OPTIONS, overwrite=overwrite)
+
+
+@dataclass(frozen=True)
+class DemoTiles:
+    """The demo's tile plate: its image and the truth the tiles were cut with."""
+
+    zarr_url: str
+    grid: TileGrid
+
+
+def build_demo_tiles(root: str | os.PathLike[str], *, overwrite: bool = False) -> DemoTiles:
+    """Write the tile plate into `root` (see `DEMO_TILE_OPTIONS`); label ids unique per image."""
+    from fractal_roi_tasks.sample_data import load_cardiomyocyte_nuclei
+    from fractal_roi_tasks.sample_tiles import make_tiled_plate, tile_grid
+
+    raw, nuclei = load_cardiomyocyte_nuclei()
+    grid = tile_grid(raw / 65535.0, object_labels=nuclei, **DEMO_TILE_OPTIONS)
+    root = Path(root).expanduser().absolute()
+    url = make_tiled_plate(
+        root, grid, plate_name=DEMO_TILES_NAME, overwrite=overwrite, label_name=NUCLEI_LABEL,
+        unique_label_ids=True,
+    )
+    return DemoTiles(zarr_url=url, grid=grid)
 
 
 # --------------------------------------------------------------------------
@@ -259,3 +302,64 @@ def summarize_registration(plate: SamplePlate) -> list[RegistrationSummary]:
 def roi_formats() -> list[str]:
     """Names of the ROI file formats the demo wrote."""
     return list(DEMO_EXPORTS)
+
+
+@dataclass(frozen=True)
+class StitchSummary:
+    """How well stitching recovered the tile plate's known geometry and objects."""
+
+    zarr_url: str
+    n_tiles: int
+    fell_back: int
+    rms_error_px: float
+    stage_rms_error_px: float
+    n_objects: int
+    true_objects: int
+
+
+def summarize_stitching(tiles: DemoTiles) -> StitchSummary | None:
+    """Placement error between neighbours and object count of the stitched tile image."""
+    import ngio
+    import numpy as np
+
+    from fractal_roi_tasks.names import (
+        MASKING_ROI_TABLE,
+        STITCH_CORRECTION_COLUMNS,
+        STITCH_FALLBACK_COLUMN,
+        STITCHED_IMAGE,
+    )
+
+    url = str(Path(tiles.zarr_url).with_name(STITCHED_IMAGE.format(image=Path(tiles.zarr_url).name)))
+    if not Path(url).exists():
+        return None
+    container = ngio.open_ome_zarr_container(url, mode="r")
+    frame = container.get_roi_table("FOV_ROI_table").dataframe
+    pixel = float(container.get_image().pixel_size.x)
+    grid = tiles.grid
+    correction = frame[list(STITCH_CORRECTION_COLUMNS)].to_numpy(float) / pixel
+    placed = grid.stage_px + correction
+    rows, columns = grid.grid
+    pairs = [(i, i + 1) for i in range(rows * columns) if (i + 1) % columns]
+    pairs += [(i, i + columns) for i in range(rows * columns - columns)]
+
+    def rms(positions):
+        errors = [
+            (positions[j] - positions[i]) - (grid.positions_px[j] - grid.positions_px[i])
+            for i, j in pairs
+        ]
+        return float(np.sqrt(np.mean(np.square(errors))))
+
+    height, width = grid.tile_shape[-2:]
+    covered = np.zeros(grid.object_labels.shape[-2:], bool)
+    for y, x in grid.label_positions_px:
+        covered[y : y + height, x : x + width] = True
+    masking = container.get_table(MASKING_ROI_TABLE.format(label_name=NUCLEI_LABEL)).dataframe
+    return StitchSummary(
+        zarr_url=url,
+        n_tiles=len(frame),
+        fell_back=int(frame[STITCH_FALLBACK_COLUMN].sum()),
+        rms_error_px=rms(placed),
+        stage_rms_error_px=rms(grid.stage_px),
+        n_objects=len(masking),
+        true_objects=len(np.unique(grid.object_labels[covered])) - 1,
+    )

@@ -70,6 +70,15 @@ def test_demo_runs_every_task_and_says_what_it_found(tmp_path, capsys):
     assert len(registration) == 2
     for line in registration:  # the known sub-pixel shifts are found to 0.1 px
         assert float(line.split("recovered within ")[1].split(" px")[0]) <= 0.1
+    # the tile plate: placed to a fraction of a pixel, every nucleus once
+    stitching = out.split("Stitching (the demo knows")[1].split("What the tasks found")[0]
+    placed = stitching.split("neighbours within ")[1].split(" px RMS")[0]
+    assert float(placed) < 0.1, stitching
+    counted = stitching.split(" nuclei after merging")[0].split()[-1]
+    assert f"({counted} true nuclei in the mosaic)" in stitching, stitching
+    assert "left at the stage position" not in stitching
+    stitched = target / demo.DEMO_TILES_NAME / "B" / "03" / "0_stitched"
+    assert stitched.is_dir() and str(stitched) in stitching
     assert f"napari --plugin napari-ome-zarr '{images[0]}'" in out  # quoted: a space
     assert "File > Import > HDF5/N5/Zarr/OME-NGFF" in out
     assert "SKIPPED" not in err and "FAILED" not in out + err
