@@ -12,6 +12,7 @@ from pathlib import Path
 import ngio
 import numpy as np
 import pytest
+import zarr
 from scipy import ndimage
 
 from fractal_roi_tasks.errors import InvalidInputError, NotFoundError
@@ -102,6 +103,9 @@ def test_every_object_cut_by_a_border_gets_one_id(stitched_2d):
     assert ids.dtype == np.uint32 and np.array_equal(ids, np.arange(1, len(ids) + 1))
     masking = container.get_table("nuclei_ROI_table").dataframe
     assert len(masking) == len(ids)
+    label_meta = zarr.open_group(result["image_list_updates"][0]["zarr_url"] + "/labels/nuclei").attrs
+    colors = label_meta["image-label"]["colors"]
+    assert [c["label-value"] for c in colors] == ids.tolist()
     # the true objects in the fused frame: tile i's labels went to its ROI there
     frame = container.get_roi_table("FOV_ROI_table").dataframe
     in_fused = np.round(frame[["y_micrometer", "x_micrometer"]].to_numpy() / PIXEL_UM).astype(int)
@@ -140,6 +144,16 @@ def test_3d_stack_blending_none_outside_a_plate(tmp_path):
     assert container.get_image().shape[:2] == (2, 3)
     assert np.abs(neighbour_errors(placed_px(container, grid), grid)).max() < 0.3
     assert not ngio.open_ome_zarr_container(url).list_labels()
+
+
+def test_placed_from_a_coarser_level(tmp_path):
+    grid = tile_grid(load_source("retina")[300:, 300:], grid=(2, 3), tile_shape=(192, 192),
+                     jitter_px=4.0, noise=0.01, seed=8)
+    url = write_tiles(tmp_path / "coarse.zarr", grid, pixel_size_um=PIXEL_UM, levels=2)
+    container = open_output(stitch_and_dedup(zarr_url=url, level="1"))
+    errors = neighbour_errors(placed_px(container, grid), grid)
+    assert np.sqrt(np.mean(errors**2)) < 0.5, errors  # measured on half-size pixels
+    assert container.get_image().shape[-1] > 2.5 * 192 * 0.85  # fused at full resolution
 
 
 def test_hundreds_of_small_tiles(tmp_path):

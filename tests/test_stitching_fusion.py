@@ -18,23 +18,18 @@ from fractal_roi_tasks.sample_tiles import tile_grid
 from fractal_roi_tasks.stitching import fusion
 from fractal_roi_tasks.stitching.fusion import (
     Mosaic,
+    block_grid,
     block_parts,
     fuse_block,
     mosaic_geometry,
 )
 
 
-def blocks_of(shape, size):
-    for y in range(0, shape[0], size[0]):
-        for x in range(0, shape[1], size[1]):
-            yield (slice(y, min(y + size[0], shape[0])), slice(x, min(x + size[1], shape[1])))
-
-
 def fuse(mosaic, tiles, *, block=(128, 128), whole_pixels=False, **options):
     """The whole mosaic fused block by block, reading only what each block needs."""
     tiles = [np.asarray(t) for t in tiles]
     out = np.zeros(tiles[0].shape[:-2] + mosaic.shape, options.get("dtype") or tiles[0].dtype)
-    for box in blocks_of(mosaic.shape, block):
+    for box in block_grid(mosaic.shape, block):
         parts = block_parts(mosaic, box, whole_pixels=whole_pixels)
         reads = [tiles[p.tile][(..., *p.read_box)] for p in parts]
         out[(..., *box)] = fuse_block(
@@ -117,7 +112,7 @@ def test_block_parts_agree_with_a_brute_force_search():
     for box in [
         (slice(0, 50), slice(0, 50)),
         (slice(37, 211), slice(101, 102)),
-        *blocks_of(mosaic.shape, (97, 61)),
+        *block_grid(mosaic.shape, (97, 61)),
     ]:
         lo = np.array([box[0].start, box[1].start])
         hi = np.array([box[0].stop, box[1].stop])
@@ -158,7 +153,7 @@ def test_block_parts_is_quick_on_thousands_of_tiles():
     )
     assert [p.tile for p in parts] == [39 * 80 + 7, 40 * 80 + 7]
     # every block of a 36800 px mosaic: only the few tiles meeting it
-    counts = [len(block_parts(mosaic, b)) for b in blocks_of(mosaic.shape, (4096, 4096))]
+    counts = [len(block_parts(mosaic, b)) for b in block_grid(mosaic.shape, (4096, 4096))]
     assert max(counts) <= 100 and sum(counts) >= 6400
 
 

@@ -19,7 +19,7 @@ from fractal_roi_tasks.errors import InvalidInputError
 from fractal_roi_tasks.sample_data import load_cardiomyocyte_nuclei, load_source
 from fractal_roi_tasks.sample_tiles import tile_grid
 from fractal_roi_tasks.stitching import labels
-from fractal_roi_tasks.stitching.fusion import block_parts, fuse_block, mosaic_geometry
+from fractal_roi_tasks.stitching.fusion import block_grid, block_parts, fuse_block, mosaic_geometry
 from fractal_roi_tasks.stitching.labels import (
     BoxAccumulator,
     fuse_label_block,
@@ -30,12 +30,6 @@ from fractal_roi_tasks.stitching.labels import (
     pair_matches,
     tile_overlaps,
 )
-
-
-def blocks_of(shape, size):
-    for y in range(0, shape[0], size[0]):
-        for x in range(0, shape[1], size[1]):
-            yield (slice(y, min(y + size[0], shape[0])), slice(x, min(x + size[1], shape[1])))
 
 
 def stitch(label_tiles, positions, *, block=(97, 131), matches=None):
@@ -56,7 +50,7 @@ def stitch(label_tiles, positions, *, block=(97, 131), matches=None):
     merge = merge_labels(ids, matches)
     fused = np.zeros(label_tiles[0].shape[:-2] + mosaic.shape, np.uint32)
     boxes = BoxAccumulator()
-    for box in blocks_of(mosaic.shape, block):
+    for box in block_grid(mosaic.shape, block):
         parts = block_parts(mosaic, box, whole_pixels=True)
         reads = [label_tiles[p.tile][(..., *p.read_box)] for p in parts]
         fused[(..., *box)] = fuse_label_block(
@@ -291,7 +285,7 @@ def test_box_accumulator_with_sparse_ids_and_many_blocks():
     image[3:5, 10:200] = 2**40
     image[30:31, 290:300] = 7
     image[10:20, 0:1] = 2**40  # the same object in another place
-    for box in blocks_of(image.shape, (3, 7)):  # > 64 blocks: compaction happens
+    for box in block_grid(image.shape, (3, 7)):  # > 64 blocks: compaction happens
         boxes.add(image[box], (box[0].start + 100, box[1].start - 5))
     ids, starts, stops = boxes.result()
     assert ids.tolist() == [7, 2**40]
@@ -417,7 +411,7 @@ def test_owner_matches_blending_none_and_owned_ids():
     )
     np.testing.assert_array_equal(none.astype(int) - 1, owner)
     assert (owner == -1).any() and set(np.unique(owner)) == {-1, 0, 1, 2, 3, 4}
-    for box in blocks_of(mosaic.shape, (23, 31)):
+    for box in block_grid(mosaic.shape, (23, 31)):
         np.testing.assert_array_equal(owner_block(mosaic, box), owner[box])
     tile_labels = rng.integers(0, 50, tuple(shapes[1])).astype(np.uint16)
     shown = np.zeros(mosaic.shape, np.int64)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -20,12 +19,6 @@ logger = logging.getLogger(__name__)
 
 BLOCK_PX = 1024
 """Output chunk (and block) height and width in pixels."""
-
-
-def _blocks(shape: tuple[int, int]) -> Iterator[tuple[slice, slice]]:
-    for y in range(0, shape[0], BLOCK_PX):
-        for x in range(0, shape[1], BLOCK_PX):
-            yield (slice(y, min(y + BLOCK_PX, shape[0])), slice(x, min(x + BLOCK_PX, shape[1])))
 
 
 class _Progress:
@@ -54,7 +47,12 @@ def _index(axes: tuple[str, ...], block: tuple[slice, slice], *, c: int | None, 
 
 def fuse_image(ome_zarr, new, plan: StitchPlan) -> None:
     """Fuse every channel and plane of ``ome_zarr``'s image into ``new``'s (level 0), then its pyramid."""
-    from fractal_roi_tasks.stitching.fusion import block_parts, fuse_block, mosaic_geometry
+    from fractal_roi_tasks.stitching.fusion import (
+        block_grid,
+        block_parts,
+        fuse_block,
+        mosaic_geometry,
+    )
 
     source = ome_zarr.get_image()
     boxes = plan.tiles.boxes(source)
@@ -65,7 +63,7 @@ def fuse_image(ome_zarr, new, plan: StitchPlan) -> None:
     array, axes = target.zarr_array, tuple(target.axes)
     channels = range(source.dimensions.get("c", 1)) if "c" in axes else [None]
     planes = range(source.dimensions.get("z", 1)) if "z" in axes else [None]
-    blocks = list(_blocks(mosaic.shape))
+    blocks = block_grid(mosaic.shape, (BLOCK_PX, BLOCK_PX))
     progress = _Progress("fusing", len(blocks))
     for block in blocks:
         parts = block_parts(mosaic, block)
@@ -79,10 +77,11 @@ def fuse_image(ome_zarr, new, plan: StitchPlan) -> None:
     target.consolidate(mode="dask")
 
 
-def fuse_labels(ome_zarr, new, plan: StitchPlan, label_name: str) -> int:
+def fuse_labels(ome_zarr, new, plan: StitchPlan, label_name: str, path: str) -> int:
     """Fuse one label image, merging the objects tiles share; returns the number of objects."""
+    from fractal_roi_tasks.io.label_metadata import write_label_properties
     from fractal_roi_tasks.stitching import labels as dedup
-    from fractal_roi_tasks.stitching.fusion import block_parts, mosaic_geometry
+    from fractal_roi_tasks.stitching.fusion import block_grid, block_parts, mosaic_geometry
 
     label = ome_zarr.get_label(label_name)
     boxes = plan.tiles.boxes(label)
@@ -108,7 +107,7 @@ def fuse_labels(ome_zarr, new, plan: StitchPlan, label_name: str) -> int:
     array, axes = target.zarr_array, tuple(target.axes)
     leading = tuple(target.dimensions.get(a, 1) for a in axes if a not in ("y", "x"))
     boxes_out = dedup.BoxAccumulator()
-    blocks = list(_blocks(mosaic.shape))
+    blocks = block_grid(mosaic.shape, (BLOCK_PX, BLOCK_PX))
     progress = _Progress(f"fusing label {label_name!r}", len(blocks))
     for block in blocks:
         parts = block_parts(mosaic, block, whole_pixels=True)
@@ -119,11 +118,13 @@ def fuse_labels(ome_zarr, new, plan: StitchPlan, label_name: str) -> int:
         boxes_out.add(fused, start)
         progress.step()
     target.consolidate(mode="dask")
-    _write_masking_table(new, label_name, boxes_out, target)
+    ids = _write_masking_table(new, label_name, boxes_out, target)
+    # image-label: ngio wrote `source`; a colour per object too, as Segment to ROIs does
+    write_label_properties(path, label_name, [{"label-value": int(value)} for value in ids])
     return merge.n_objects
 
 
-def _write_masking_table(new, label_name: str, boxes, label) -> None:
+def _write_masking_table(new, label_name: str, boxes, label) -> np.ndarray:
     import ngio
 
     from fractal_roi_tasks.names import MASKING_ROI_TABLE
@@ -137,6 +138,7 @@ def _write_masking_table(new, label_name: str, boxes, label) -> None:
         rois.append(ngio.Roi.from_values(slices, name=str(int(value)), label=int(value)))
     table = ngio.MaskingRoiTable(rois, reference_label=label_name)
     new.add_table(MASKING_ROI_TABLE.format(label_name=label_name), table, overwrite=True)
+    return ids
 
 
 def write_tables(new, plan: StitchPlan, roi_table: str, tile_positions_px: np.ndarray) -> None:
@@ -215,7 +217,7 @@ def build(zarr_url: str, ome_zarr, plan: StitchPlan, roi_table: str, path: Path)
     fuse_image(ome_zarr, new, plan)
     crash_point("fusing")
     for label_name in plan.label_names:
-        objects = fuse_labels(ome_zarr, new, plan, label_name)
+        objects = fuse_labels(ome_zarr, new, plan, label_name, str(path))
         logger.info("%s: label %r fused, %d objects", zarr_url, label_name, objects)
     write_tables(new, plan, roi_table, mosaic.positions_px)
 

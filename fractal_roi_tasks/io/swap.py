@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 
 CRASH_ENV = "FRACTAL_ROI_TASKS_CRASH_AT"
 NO_EXCHANGE_ENV = "FRACTAL_ROI_TASKS_NO_EXCHANGE"
-MARKER = ".fractal_roi_tasks_registration.json"
+MARKER = ".fractal_roi_tasks_build.json"
 """A file inside a built image saying what it was built from (zarr ignores it)."""
 
 _RENAME_EXCHANGE = 2

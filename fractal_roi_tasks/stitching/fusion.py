@@ -163,6 +163,21 @@ def _positions_and_shapes(positions_px, tile_shapes) -> tuple[np.ndarray, np.nda
     return positions, shapes
 
 
+def block_grid(shape: Sequence[int], block_shape: Sequence[int]) -> list[tuple[slice, slice]]:
+    """The (y, x) blocks that tile an image of ``shape``, row-major; edge blocks are smaller.
+
+    >>> block_grid((5, 4), (3, 4))
+    [(slice(0, 3, None), slice(0, 4, None)), (slice(3, 5, None), slice(0, 4, None))]
+    """
+    height, width = shape
+    step_y, step_x = block_shape
+    return [
+        (slice(y, min(y + step_y, height)), slice(x, min(x + step_x, width)))
+        for y in range(0, height, step_y)
+        for x in range(0, width, step_x)
+    ]
+
+
 def mosaic_geometry(
     positions_px: np.ndarray | Sequence, tile_shapes: np.ndarray | Sequence
 ) -> Mosaic:
