@@ -41,6 +41,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import ngio
@@ -328,4 +329,6 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
+    # anndata warns on every Zarr v2 table ngio writes; the figures are what matters here
+    warnings.filterwarnings("ignore", message="Writing zarr v2 data")
     main()

@@ -47,6 +47,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import NamedTuple
 
@@ -384,6 +385,8 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
+    # anndata warns on every Zarr v2 table ngio writes; the figures are what matters here
+    warnings.filterwarnings("ignore", message="Writing zarr v2 data")
     if sys.argv[1:2] == ["--child"]:
         _child(*sys.argv[2:])
     else:

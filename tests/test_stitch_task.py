@@ -146,6 +146,23 @@ def test_3d_stack_blending_none_outside_a_plate(tmp_path):
     assert not ngio.open_ome_zarr_container(url).list_labels()
 
 
+def test_3d_labels_fused_plane_by_plane_with_one_id_per_object(tmp_path):
+    grid = nuclei_grid(grid=(2, 2), tile_shape=(160, 160), z_planes=3)
+    url = make_tiled_plate(tmp_path, grid, ngff_version="0.5")
+    container = open_output(stitch_and_dedup(zarr_url=url))
+    fused = container.get_label("nuclei").get_array()
+    assert fused.ndim == 3 and fused.shape[0] == 3
+    assert np.array_equal(fused[0], fused[2])  # the tiles' labels are the same on every plane
+    ids = np.unique(fused)[1:]
+    assert np.array_equal(ids, np.arange(1, len(ids) + 1))
+    covered = np.zeros(grid.object_labels.shape[-2:], bool)
+    for y, x in grid.label_positions_px:
+        covered[y : y + 160, x : x + 160] = True
+    assert len(ids) == len(np.unique(grid.object_labels[0][covered])) - 1
+    masking = container.get_table("nuclei_ROI_table").dataframe
+    assert len(masking) == len(ids) and np.allclose(masking["len_z_micrometer"], 3.0)
+
+
 def test_placed_from_a_coarser_level(tmp_path):
     grid = tile_grid(load_source("retina")[300:, 300:], grid=(2, 3), tile_shape=(192, 192),
                      jitter_px=4.0, noise=0.01, seed=8)
