@@ -216,6 +216,19 @@ def test_in_place_and_killed_at_each_step(tmp_path):
         assert [p.name for p in well.iterdir() if p.name.startswith(".0")] == [], point
 
 
+def test_what_is_not_stitched_is_said(tmp_path, caplog):
+    grid = nuclei_grid(grid=(1, 2), tile_shape=(128, 128))
+    url = make_tiled_plate(tmp_path, grid)
+    container = ngio.open_ome_zarr_container(url)
+    container.derive_label("cells", dtype="uint32")
+    container.add_table("nuclei_features", ngio.GenericTable(container.get_table("FOV_ROI_table").dataframe))
+    with caplog.at_level(logging.WARNING):
+        stitched = open_output(stitch_and_dedup(zarr_url=url, label_names=["nuclei"]))
+    assert stitched.list_labels() == ["nuclei"]
+    assert "label images ['cells'] not stitched" in caplog.text
+    assert "tables ['nuclei_features'] describe the tiles" in caplog.text
+
+
 def test_tiles_that_do_not_overlap_are_placed_from_the_stage(tmp_path, caplog):
     grid = nuclei_grid(grid=(2, 2), tile_shape=(160, 160), overlap=0.0, jitter_px=0.0)
     spread = grid.stage_px * 1.2  # gaps between the tiles

@@ -220,6 +220,19 @@ def build(zarr_url: str, ome_zarr, plan: StitchPlan, roi_table: str, path: Path)
         objects = fuse_labels(ome_zarr, new, plan, label_name, str(path))
         logger.info("%s: label %r fused, %d objects", zarr_url, label_name, objects)
     write_tables(new, plan, roi_table, mosaic.positions_px)
+    _say_what_is_left_behind(zarr_url, ome_zarr, new, plan)
+
+
+def _say_what_is_left_behind(zarr_url: str, ome_zarr, new, plan: StitchPlan) -> None:
+    """WARNING about the labels and tables of the input that the stitched image lacks."""
+    labels = [name for name in ome_zarr.list_labels() if name not in plan.label_names]
+    tables = [name for name in ome_zarr.list_tables() if name not in new.list_tables()]
+    if labels:
+        logger.warning("%s: label images %s not stitched (not in label_names)", zarr_url, labels)
+    if tables:
+        logger.warning(
+            "%s: tables %s describe the tiles, not the fused image: not carried over", zarr_url, tables
+        )
 
 
 def written_table(path: Path, roi_table: str):
