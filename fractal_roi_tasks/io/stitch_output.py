@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fractal_roi_tasks.errors import InvalidInputError
 from fractal_roi_tasks.io.stitch_placement import StitchPlan
 from fractal_roi_tasks.io.tiles import TilePixels
 
@@ -84,11 +85,13 @@ def fuse_labels(ome_zarr, new, plan: StitchPlan, label_name: str, path: str) -> 
     from fractal_roi_tasks.stitching.fusion import block_grid, block_parts, mosaic_geometry
 
     label = ome_zarr.get_label(label_name)
+    _check_same_pixels(ome_zarr.get_image(), label, label_name)
     boxes = plan.tiles.boxes(label)
     shapes = np.array([[b.stop - b.start for b in box] for box in boxes])
     # The image's mosaic: the label tiles sit at its positions rounded (whole_pixels).
     mosaic = mosaic_geometry(plan.positions_px, shapes)
     pixels = TilePixels(label, boxes)
+    planes = range(label.dimensions.get("z", 1)) if "z" in label.axes else [None]
 
     matches = {}
     for overlap in dedup.tile_overlaps(mosaic):
@@ -97,31 +100,48 @@ def fuse_labels(ome_zarr, new, plan: StitchPlan, label_name: str, path: str) -> 
         matches[(overlap.first, overlap.second)] = dedup.pair_matches(
             mosaic, overlap, first, second, min_overlap=plan.min_overlap
         )
-    full_tile = [(slice(0, h), slice(0, w)) for h, w in shapes]
-    owned = [
-        dedup.owned_ids(mosaic, tile, pixels.read(tile, full_tile[tile])) for tile in range(len(shapes))
-    ]
+    owned = []
+    for tile, (h, w) in enumerate(shapes):  # plane by plane: a tile's whole stack can be large
+        seen = [
+            dedup.owned_ids(mosaic, tile, pixels.read(tile, (slice(0, h), slice(0, w)), z=z))
+            for z in planes
+        ]
+        owned.append(np.unique(np.concatenate(seen)))
     merge = dedup.merge_labels(owned, matches)
 
     target = new.derive_label(label_name, ref_image=new.get_image(), dtype="uint32")
     array, axes = target.zarr_array, tuple(target.axes)
-    leading = tuple(target.dimensions.get(a, 1) for a in axes if a not in ("y", "x"))
     boxes_out = dedup.BoxAccumulator()
     blocks = block_grid(mosaic.shape, (BLOCK_PX, BLOCK_PX))
     progress = _Progress(f"fusing label {label_name!r}", len(blocks))
     for block in blocks:
         parts = block_parts(mosaic, block, whole_pixels=True)
-        reads = [pixels.read(p.tile, p.read_box) for p in parts]
-        fused = dedup.fuse_label_block(mosaic, block, parts, reads, merge, leading_shape=leading)
-        array[_index(axes, block, c=None, z=None)] = fused
-        start = (0,) * (fused.ndim - 2) + (block[0].start, block[1].start)
-        boxes_out.add(fused, start)
+        for z in planes:
+            reads = [pixels.read(p.tile, p.read_box, z=z) for p in parts]
+            fused = dedup.fuse_label_block(mosaic, block, parts, reads, merge)
+            array[_index(axes, block, c=None, z=z)] = fused
+            start = (block[0].start, block[1].start)
+            if z is None:
+                boxes_out.add(fused, start)
+            else:
+                boxes_out.add(fused[np.newaxis], (z, *start))
         progress.step()
     target.consolidate(mode="dask")
     ids = _write_masking_table(new, label_name, boxes_out, target)
     # image-label: ngio wrote `source`; a colour per object too, as Segment to ROIs does
     write_label_properties(path, label_name, [{"label-value": int(value)} for value in ids])
     return merge.n_objects
+
+
+def _check_same_pixels(image, label, label_name: str) -> None:
+    """Labels are fused at the image's full-resolution positions: same pixel size needed."""
+    image_px = (image.pixel_size.y, image.pixel_size.x)
+    label_px = (label.pixel_size.y, label.pixel_size.x)
+    if not np.allclose(image_px, label_px):
+        raise InvalidInputError(
+            f"Label image {label_name!r} has pixels of {label_px} um (y, x), the image "
+            f"{image_px} um: stitching needs labels at the image's full resolution."
+        )
 
 
 def _write_masking_table(new, label_name: str, boxes, label) -> np.ndarray:

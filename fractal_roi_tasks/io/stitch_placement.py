@@ -45,7 +45,6 @@ def place_image_tiles(
     *,
     channel: int,
     max_shift_um: float,
-    register: bool = True,
 ):
     """Placement of every tile, in full-resolution pixels of the prior's frame.
 
@@ -66,14 +65,13 @@ def place_image_tiles(
     max_shift_px = float(max_shift_um / spacing.min())
     pixels = TilePixels(image, boxes)
     links = []
-    if register:
-        windows = link_windows(prior, shapes, max_shift_px=max_shift_px)
-        for done, window in enumerate(windows, start=1):
-            first = pixels.read_projected(window.first, window.first_box, c=channel)
-            second = pixels.read_projected(window.second, window.second_box, c=channel)
-            links.append(measure_link(window, first, second, max_shift_px=max_shift_px))
-            if done % 200 == 0:
-                logger.info("measured %d of %d tile overlaps", done, len(windows))
+    windows = link_windows(prior, shapes, max_shift_px=max_shift_px)
+    for done, window in enumerate(windows, start=1):
+        first = pixels.read_projected(window.first, window.first_box, c=channel)
+        second = pixels.read_projected(window.second, window.second_box, c=channel)
+        links.append(measure_link(window, first, second, max_shift_px=max_shift_px))
+        if done % 200 == 0:
+            logger.info("measured %d of %d tile overlaps", done, len(windows))
     placement = solve_positions(prior, links)
     full = np.array([full_resolution.pixel_size.y, full_resolution.pixel_size.x])
     scale = spacing / full
