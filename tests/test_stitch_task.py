@@ -252,6 +252,10 @@ def test_bad_input_is_refused_before_anything_is_written(tmp_path):
         stitch_and_dedup(zarr_url=url, label_names=["cells"])
     with pytest.raises(NotFoundError, match=r"Pyramid level '7' does not exist"):
         stitch_and_dedup(zarr_url=url, level="7")
+    container.derive_label("coarse", ref_image=container.get_image(path="1"), dtype="uint16")
+    with pytest.raises(InvalidInputError, match=r"Label image 'coarse' has pixels of .* full resolution"):
+        stitch_and_dedup(zarr_url=url, label_names=["coarse"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["two.zarr"]  # not even a hidden build
     container.add_table("one", ngio.RoiTable(rois=[container.get_roi_table("FOV_ROI_table").rois()[0]]))
     with pytest.raises(InvalidInputError, match="has 1 ROI: there is nothing to stitch"):
         stitch_and_dedup(zarr_url=url, roi_table="one")

@@ -85,7 +85,6 @@ def fuse_labels(ome_zarr, new, plan: StitchPlan, label_name: str, path: str) -> 
     from fractal_roi_tasks.stitching.fusion import block_grid, block_parts, mosaic_geometry
 
     label = ome_zarr.get_label(label_name)
-    _check_same_pixels(ome_zarr.get_image(), label, label_name)
     boxes = plan.tiles.boxes(label)
     shapes = np.array([[b.stop - b.start for b in box] for box in boxes])
     # The image's mosaic: the label tiles sit at its positions rounded (whole_pixels).
@@ -133,8 +132,9 @@ def fuse_labels(ome_zarr, new, plan: StitchPlan, label_name: str, path: str) -> 
     return merge.n_objects
 
 
-def _check_same_pixels(image, label, label_name: str) -> None:
+def check_label_pixels(ome_zarr, label_name: str) -> None:
     """Labels are fused at the image's full-resolution positions: same pixel size needed."""
+    image, label = ome_zarr.get_image(), ome_zarr.get_label(label_name)
     image_px = (image.pixel_size.y, image.pixel_size.x)
     label_px = (label.pixel_size.y, label.pixel_size.x)
     if not np.allclose(image_px, label_px):

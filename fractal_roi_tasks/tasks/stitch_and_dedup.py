@@ -88,6 +88,7 @@ def stitch_and_dedup(
     labels = ome_zarr.list_labels() if label_names is None else label_names
     for label_name in labels:
         require_label(ome_zarr, check_name(label_name, what="label_names"), str(source))
+        stitch_output.check_label_pixels(ome_zarr, label_name)
     if not overwrite_input:
         _check_output_name(target)
 
