@@ -39,8 +39,8 @@ calls rather than from the computation.
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
-import time
 import warnings
 from pathlib import Path
 
@@ -57,6 +57,9 @@ from fractal_roi_tasks.io.registration_reads import (
     read_boxes,
 )
 from fractal_roi_tasks.sample_data import make_plate
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # also when loaded by path (tests)
+from timing import best_of  # noqa: E402
 
 NOISE = 200.0
 LEVEL_2 = 4
@@ -118,15 +121,6 @@ def baseline(reference_level2: np.ndarray, moving_level2: np.ndarray) -> np.ndar
     shift, _, _ = phase_cross_correlation(reference_level2, moving_level2)
     scale = np.array([1] * (reference_level2.ndim - 2) + [LEVEL_2, LEVEL_2])
     return np.asarray(shift) * scale
-
-
-def best_of(repeats: int, func) -> tuple[float, object]:
-    times, result = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = func()
-        times.append(time.perf_counter() - start)
-    return min(times), result
 
 
 def _cases(plates) -> list[dict]:

@@ -20,8 +20,10 @@ missing is skipped.
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 from skimage.draw import disk
@@ -31,6 +33,9 @@ from skimage.segmentation import expand_labels
 from fractal_roi_tasks.errors import InvalidInputError
 from fractal_roi_tasks.formats import FORMATS, get_format
 from fractal_roi_tasks.rois import extract_rois
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # also when loaded by path (tests)
+from timing import best_of  # noqa: E402
 
 # What segment_to_rois passes to the writers for a well image at level 0.
 EXPORT_CONTEXT = {
@@ -66,13 +71,8 @@ def make_label_image(size: int, n_objects: int, seed: int = 0) -> np.ndarray:
     return labels
 
 
-def best_of(repeats: int, func) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        func()
-        times.append(time.perf_counter() - start)
-    return min(times)
+def seconds_of(repeats: int, func) -> float:
+    return best_of(repeats, func)[0]
 
 
 def naive_seconds(labels: np.ndarray, subset: int) -> float:
@@ -100,16 +100,16 @@ def export_seconds(roi_set, repeats: int) -> dict[str, float]:
                 fmt = formats[name]
                 fmt.write(f"{folder}/B03_0_nuclei_rois{fmt.EXTENSION}", roi_set, context=EXPORT_CONTEXT)
 
-        seconds = {name: best_of(repeats, lambda name=name: write([name])) for name in formats}
-        seconds["all"] = best_of(repeats, lambda: write(list(formats)))
+        seconds = {name: seconds_of(repeats, lambda name=name: write([name])) for name in formats}
+        seconds["all"] = seconds_of(repeats, lambda: write(list(formats)))
     return seconds
 
 
 def run(size: int, n_objects: int, repeats: int, naive_subset: int) -> dict[str, float]:
     labels = make_label_image(size, n_objects)
     extract_rois(labels[:64, :64])  # warm imports and caches
-    ours = best_of(repeats, lambda: extract_rois(labels, shape="polygon", spacing=(0.325, 0.325)))
-    floor = best_of(
+    ours = seconds_of(repeats, lambda: extract_rois(labels, shape="polygon", spacing=(0.325, 0.325)))
+    floor = seconds_of(
         repeats,
         lambda: regionprops_table(labels, properties=("label", "area", "bbox", "centroid")),
     )

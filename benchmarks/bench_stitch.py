@@ -59,6 +59,9 @@ from fractal_roi_tasks.sample_data import load_source
 from fractal_roi_tasks.sample_tiles import TileGrid, tile_grid
 from fractal_roi_tasks.stitching.solve import place_tiles
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # also when loaded by path (tests)
+from timing import best_of  # noqa: E402
+
 RETINA_INSIDE = (slice(250, 1150), slice(250, 1150))
 """The retina image within its black circular border."""
 
@@ -167,15 +170,6 @@ def baseline(tiles: np.ndarray, prior: np.ndarray, grid: tuple[int, int]) -> np.
 
 def _box(start: np.ndarray, stop: np.ndarray) -> tuple[slice, slice]:
     return tuple(slice(int(round(a)), int(round(b))) for a, b in zip(start, stop))
-
-
-def best_of(repeats: int, func) -> tuple[float, object]:
-    times, result = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = func()
-        times.append(time.perf_counter() - start)
-    return min(times), result
 
 
 def run_placement(scenario: Scenario, repeats: int) -> dict:
