@@ -71,3 +71,11 @@ def test_bench_stitch_placement_runs_and_reports_ratios(capsys):
     out = capsys.readouterr().out
     assert "Tile placement" in out and "as a multiple of the baseline in this run" in out
     assert "x the write (target <= 2x)" in out
+
+
+def test_bench_stitch_others_runs_without_the_other_tools(capsys):
+    # Here ASHLAR and multiview-stitcher are not installed: they are reported, ours still runs.
+    result = load("bench_stitch_others").main(["--quick"])
+    out = capsys.readouterr().out
+    assert "not installed" in out and "Tile placement" in out
+    assert {"versions", "check", "placement"} <= set(result)
