@@ -46,19 +46,11 @@ def _index(axes: tuple[str, ...], block: tuple[slice, slice], *, c: int | None, 
     return tuple(where.get(axis, slice(None) if axis in ("c", "z") else 0) for axis in axes)
 
 
-def fuse_image(ome_zarr, new, plan: StitchPlan) -> None:
+def fuse_image(ome_zarr, new, plan: StitchPlan, mosaic, boxes) -> None:
     """Fuse every channel and plane of ``ome_zarr``'s image into ``new``'s (level 0), then its pyramid."""
-    from fractal_roi_tasks.stitching.fusion import (
-        block_grid,
-        block_parts,
-        fuse_block,
-        mosaic_geometry,
-    )
+    from fractal_roi_tasks.stitching.fusion import block_grid, block_parts, fuse_block
 
     source = ome_zarr.get_image()
-    boxes = plan.tiles.boxes(source)
-    shapes = np.array([[b.stop - b.start for b in box] for box in boxes])
-    mosaic = mosaic_geometry(plan.positions_px, shapes)
     pixels = TilePixels(source, boxes)
     target = new.get_image()
     array, axes = target.zarr_array, tuple(target.axes)
@@ -78,17 +70,16 @@ def fuse_image(ome_zarr, new, plan: StitchPlan) -> None:
     target.consolidate(mode="dask")
 
 
-def fuse_labels(ome_zarr, new, plan: StitchPlan, label_name: str, path: str) -> int:
+def fuse_labels(ome_zarr, new, plan: StitchPlan, mosaic, boxes, label_name: str, path: str) -> int:
     """Fuse one label image, merging the objects tiles share; returns the number of objects."""
     from fractal_roi_tasks.io.label_metadata import write_label_properties
     from fractal_roi_tasks.stitching import labels as dedup
-    from fractal_roi_tasks.stitching.fusion import block_grid, block_parts, mosaic_geometry
+    from fractal_roi_tasks.stitching.fusion import block_grid, block_parts
 
+    # Same pixels as the image (check_label_pixels): same tile boxes, and the
+    # image's mosaic, each label tile at its position rounded (whole_pixels).
     label = ome_zarr.get_label(label_name)
-    boxes = plan.tiles.boxes(label)
-    shapes = np.array([[b.stop - b.start for b in box] for box in boxes])
-    # The image's mosaic: the label tiles sit at its positions rounded (whole_pixels).
-    mosaic = mosaic_geometry(plan.positions_px, shapes)
+    shapes = mosaic.tile_shapes
     pixels = TilePixels(label, boxes)
     planes = range(label.dimensions.get("z", 1)) if "z" in label.axes else [None]
 
@@ -222,7 +213,8 @@ def build(zarr_url: str, ome_zarr, plan: StitchPlan, roi_table: str, path: Path)
     from fractal_roi_tasks.stitching.fusion import mosaic_geometry
 
     source = ome_zarr.get_image()
-    shapes = np.array([[b.stop - b.start for b in box] for box in plan.tiles.boxes(source)])
+    boxes = plan.tiles.boxes(source)
+    shapes = np.array([[b.stop - b.start for b in box] for box in boxes])
     mosaic = mosaic_geometry(plan.positions_px, shapes)
     shape = []
     for axis in source.axes:
@@ -234,10 +226,10 @@ def build(zarr_url: str, ome_zarr, plan: StitchPlan, roi_table: str, path: Path)
         store=str(path), shape=shape, chunks=chunks, copy_labels=False, copy_tables=False
     )
     logger.info("%s: fusing %d tiles into %s pixels", zarr_url, len(shapes), "x".join(map(str, shape)))
-    fuse_image(ome_zarr, new, plan)
+    fuse_image(ome_zarr, new, plan, mosaic, boxes)
     crash_point("fusing")
     for label_name in plan.label_names:
-        objects = fuse_labels(ome_zarr, new, plan, label_name, str(path))
+        objects = fuse_labels(ome_zarr, new, plan, mosaic, boxes, label_name, str(path))
         logger.info("%s: label %r fused, %d objects", zarr_url, label_name, objects)
     write_tables(new, plan, roi_table, mosaic.positions_px)
     _say_what_is_left_behind(zarr_url, ome_zarr, new, plan)
