@@ -11,14 +11,29 @@ ROI_EXPORT_DIR = "rois/{label_name}"
 ROI_EXPORT_STEM = "{prefix}{label_name}_rois"
 
 
+# Names a store keeps for itself: a label or table of one of these names would
+# overwrite the group's own metadata (zarr v3, and zarr v2's keys).
+_STORE_NAMES = frozenset({"zarr.json", ".zattrs", ".zgroup", ".zarray", ".zmetadata"})
+
+
 def check_name(value: str, *, what: str) -> str:
     """Return ``value`` if it is a plain name, else raise `InvalidNameError`.
 
-    Names of labels, tables and channels are names, never paths: an empty
-    name, a ``/`` or a ``..`` could make a task write outside the image.
+    Names of labels, tables and channels are names, never paths: a task joins
+    them to a folder (``labels/{name}``, ``tables/{name}``), so a name that is
+    empty or blank, that holds ``/``, ``\\`` or ``..``, that is ``.`` or only
+    dots, that starts with a dot (hidden files, zarr's ``.zattrs``), that is
+    zarr's own ``zarr.json``, that holds a control character (newline, tab,
+    NUL...) or that starts or ends with spaces could make a task write
+    outside the image, into a group's metadata, or under a name no one can
+    type back.
 
     >>> check_name("nuclei", what="label_name")
     'nuclei'
+    >>> check_name(".", what="label_name")
+    Traceback (most recent call last):
+    ...
+    fractal_roi_tasks.errors.InvalidNameError: label_name must be a plain name, not a path: got '.' (a name of dots only is a folder or its parent).
     """
     if not isinstance(value, str) or not value.strip():
         raise InvalidNameError(f"{what} must be a non-empty name, got {value!r}.")
@@ -27,11 +42,33 @@ def check_name(value: str, *, what: str) -> str:
             f"{what} must be a plain name, not a path: got {value!r} "
             "(remove '/', '\\' and '..')."
         )
+    if not value.strip("."):
+        raise InvalidNameError(
+            f"{what} must be a plain name, not a path: got {value!r} "
+            "(a name of dots only is a folder or its parent)."
+        )
+    bad = [c for c in value if not c.isprintable()]
+    if bad:
+        raise InvalidNameError(
+            f"{what} must be a plain name without control characters: got {value!r} "
+            f"(remove {', '.join(repr(c) for c in dict.fromkeys(bad))})."
+        )
     if value != value.strip():
         raise InvalidNameError(
             f"{what} must not start or end with spaces, got {value!r}."
         )
+    if value.startswith("."):
+        raise InvalidNameError(
+            f"{what} must not start with '.': got {value!r} (hidden files and zarr's own "
+            "'.zattrs', '.zgroup' start with a dot)."
+        )
+    if value.casefold() in _STORE_NAMES:
+        raise InvalidNameError(
+            f"{what} must not be {value!r}: zarr keeps its group metadata under that name; "
+            "choose another name."
+        )
     return value
+
 
 # Registration: fractal-tasks-core's columns and naming, plus ours.
 TRANSLATION_COLUMNS = ("translation_z", "translation_y", "translation_x")
