@@ -28,18 +28,31 @@ Labels one row per object with ``index`` = label value, the column napari
 uses to show a label's features. Coordinates stay in the file's pixels:
 napari puts pixel centres on integers, as our files do, so no shift is
 needed; 3D shapes carry z as their first coordinate (constant per polygon or
-ellipse). ``scale`` is the file's ``spacing_um``, so the layers overlay an
-OME-Zarr image opened in micrometers; ROIs found on a lower-resolution level
-(context ``scale`` > 1) get the half-pixel ``translate`` that lines their
-pixel centres up with the full-resolution image's.
+ellipse).
+
+Placement: every layer is put where napari-ome-zarr puts the pyramid level
+the ROIs were found on, by that level's own OME-NGFF coordinate
+transformations: ``scale`` and ``translate`` are the level's ``scale`` and
+``translation`` (composed with any multiscale-wide ones), and ``units`` the
+NGFF axis units (``"micrometer"``...), so the layers overlay the image and
+its labels, at every level, and napari keeps its physical scale bar. They
+are read from the label image's metadata (``labels/{label_name}``, else the
+image's) of the OME-Zarr the file lives in (``{zarr_url}/rois/{label}/``),
+else of the file's context ``zarr_url``, at the file's context ``level``.
+A file away from its image falls back to ``scale`` = the file's
+``spacing_um``, no translation and micrometers: right for ngio's pyramids,
+whose levels are subsampled (pixel ``i`` of level k is pixel ``i * 2**k`` of
+level 0) and carry no translation.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -52,8 +65,10 @@ from fractal_roi_tasks.rois.shapes import Ellipse, Mask, Point, Polygon, Polylin
 logger = logging.getLogger(__name__)
 
 FILE_SUFFIX = "_rois.json"
+# RGBA. napari takes colours as names, lists or arrays (not tuples): pass `_rgba`.
 EXTERIOR_COLOR = (1.0, 1.0, 0.0, 1.0)  # yellow
 HOLE_COLOR = (1.0, 0.0, 1.0, 1.0)  # magenta
+FALLBACK_UNIT = "micrometer"  # the unit of the files' spacing_um
 _SCHEMA_PROBE = re.compile(rb'"schema"\s*:\s*"' + re.escape(roi_json.SCHEMA.encode()) + rb'"')
 
 LayerData = tuple  # (data, kwargs, layer_type)
@@ -97,14 +112,18 @@ def layers_from_roi_set(
     """LayerData tuples for one ROI set: one layer per shape type it holds."""
     context = dict(context or {})
     ndim = len(roi_set.image_shape)
+    placement = placement_of(roi_set, context, source=source)
     common = {
-        "scale": tuple(float(s) for s in roi_set.spacing),
-        "translate": _translate(roi_set, context),
+        "scale": placement.scale,
+        "translate": placement.translate,
+        "units": placement.units,
+        "axis_labels": placement.axes,
         "metadata": {
             "source": None if source is None else str(source),
             "context": context,
             "kind": roi_set.kind,
-            "coordinates": "pixels (z, y, x), pixel centres on integers; scale = spacing_um",
+            "coordinates": "pixels (z, y, x), pixel centres on integers",
+            "placement": placement.origin,
         },
     }
     by_type: dict[type, list[tuple[int, object]]] = {}
@@ -133,13 +152,14 @@ def _polygon_layer(roi_set, items, ndim, common) -> LayerData:
             is_hole.append(hole)
     features = _features(roi_set, rows)
     features["is_hole"] = np.asarray(is_hole, bool)
-    colors = np.array([HOLE_COLOR if h else EXTERIOR_COLOR for h in is_hole]).reshape(-1, 4)
+    colors = np.array([HOLE_COLOR if h else EXTERIOR_COLOR for h in is_hole], float)
     kwargs = {
         **common,
         "shape_type": "polygon",
         "ndim": ndim,
         "features": features,
-        "edge_color": colors if len(data) else EXTERIOR_COLOR,
+        # napari refuses an empty (0, 4) array; one colour names the layer's default.
+        "edge_color": colors.reshape(-1, 4) if len(data) else _rgba(EXTERIOR_COLOR),
         "face_color": "transparent",
     }
     return data, kwargs, "shapes"
@@ -157,7 +177,7 @@ def _outline_kwargs(common: dict, shape_type: str, ndim: int, features) -> dict:
         "shape_type": shape_type,
         "ndim": ndim,
         "features": features,
-        "edge_color": EXTERIOR_COLOR,
+        "edge_color": _rgba(EXTERIOR_COLOR),
         "face_color": "transparent",
     }
 
@@ -178,7 +198,7 @@ def _points_layer(roi_set, items, ndim, common) -> LayerData:
         **common,
         "ndim": ndim,
         "features": _features(roi_set, [i for i, _ in items]),
-        "face_color": EXTERIOR_COLOR,
+        "face_color": _rgba(EXTERIOR_COLOR),
     }
     return data, kwargs, "points"
 
@@ -255,19 +275,168 @@ def _features(roi_set: RoiSet, rows: list[int]) -> pd.DataFrame:
     return out
 
 
-def _translate(roi_set: RoiSet, context: dict) -> tuple[float, ...]:
-    """Shift (micrometers) of a lower level's pixel centres over level 0's.
+def _rgba(color: tuple[float, ...]) -> list[float]:
+    """A colour as napari takes it (a list; napari refuses tuples)."""
+    return [float(c) for c in color]
 
-    A level-k pixel i spans [i, i + 1) * spacing; napari shows the full-
-    resolution image with pixel centres at j * spacing_0, so the level's
-    centre (i + 0.5) * spacing lands at i * spacing + 0.5 * (spacing -
-    spacing_0), spacing_0 = spacing / scale.
+
+# --------------------------------------------------------------------------
+# Placement: the level's own OME-NGFF coordinate transformations
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where napari puts a layer: per axis of the file ((z,) y, x).
+
+    Attributes:
+        axes: axis names, e.g. ("y", "x").
+        scale: world units per pixel.
+        translate: world position of pixel 0's centre.
+        units: unit names napari (pint) reads, e.g. "micrometer"; None for an
+            axis without a unit (napari's "pixel").
+        origin: where these came from, for the layer's metadata.
     """
-    ndim = len(roi_set.image_shape)
-    scale = context.get("scale")
-    if scale is None or len(scale) != ndim:
-        return (0.0,) * ndim
-    return tuple(float(0.5 * s * (1.0 - 1.0 / float(f))) for s, f in zip(roi_set.spacing, scale))
+
+    axes: tuple[str, ...]
+    scale: tuple[float, ...]
+    translate: tuple[float, ...]
+    units: tuple[str | None, ...]
+    origin: str
+
+
+def placement_of(
+    roi_set: RoiSet, context: dict | None = None, *, source: PathLike | None = None
+) -> Placement:
+    """The placement of the ROIs of `roi_set` (see the module doc).
+
+    `source` is the ROI file; `context` its context (``label_name``,
+    ``level``, ``zarr_url``). Without an OME-Zarr to read it from:
+
+    >>> from fractal_roi_tasks.rois import extract_rois
+    >>> placement_of(extract_rois(np.ones((4, 4), np.uint8), spacing=(0.65, 0.65)))
+    Placement(axes=('y', 'x'), scale=(0.65, 0.65), translate=(0.0, 0.0), units=('micrometer', 'micrometer'), origin='spacing_um of the file')
+    """
+    context = context or {}
+    axes = ("y", "x") if len(roi_set.image_shape) == 2 else ("z", "y", "x")
+    for group in _metadata_groups(context, source):
+        found = _ngff_placement(group, axes, roi_set.image_shape, context.get("level"))
+        if found is not None:
+            return found
+    return Placement(
+        axes=axes,
+        scale=tuple(float(s) for s in roi_set.spacing),
+        translate=(0.0,) * len(axes),
+        units=(FALLBACK_UNIT,) * len(axes),
+        origin="spacing_um of the file",
+    )
+
+
+def _metadata_groups(context: dict, source: PathLike | None) -> list[Path]:
+    """Groups whose NGFF metadata may place the file: its label image, then its image."""
+    images = []
+    if source is not None:
+        folder = Path(os.fspath(source)).resolve().parent  # .../rois/{label}
+        if folder.parent.name == "rois":
+            images.append(folder.parent.parent)
+    zarr_url = context.get("zarr_url")
+    if isinstance(zarr_url, str) and "://" not in zarr_url:
+        images.append(Path(zarr_url))
+    label_name = context.get("label_name")
+    groups = []
+    for image in dict.fromkeys(images):
+        if isinstance(label_name, str) and label_name:
+            groups.append(image / "labels" / label_name)
+        groups.append(image)
+    return groups
+
+
+def _ngff_placement(group: Path, axes, image_shape, level) -> Placement | None:
+    """The placement of `level` of the multiscale at `group`, if it fits the file.
+
+    None when `group` has no readable multiscale, no dataset `level` (the
+    first dataset when `level` is unknown), lacks one of `axes`, or when that
+    level's array is not `image_shape` along `axes` (a file from another
+    image or an overwritten label).
+    """
+    attrs = _read_json(group / "zarr.json", group / ".zattrs")
+    if attrs is None:
+        return None
+    attrs = attrs.get("attributes", attrs)
+    attrs = attrs.get("ome", attrs)
+    try:
+        multiscale = attrs["multiscales"][0]
+        names = [axis["name"] if isinstance(axis, dict) else axis for axis in multiscale["axes"]]
+        units = [axis.get("unit") if isinstance(axis, dict) else None for axis in multiscale["axes"]]
+        datasets = multiscale["datasets"]
+        dataset = datasets[0] if level is None else next(
+            d for d in datasets if str(d["path"]) == str(level)
+        )
+        index = [names.index(a) for a in axes]
+        scale, translate = _compose(
+            len(names),
+            dataset.get("coordinateTransformations", []),
+            multiscale.get("coordinateTransformations", []),
+        )
+    except (KeyError, IndexError, TypeError, ValueError, StopIteration):
+        return None
+    array = _read_json(group / str(dataset["path"]) / "zarr.json", group / str(dataset["path"]) / ".zarray")
+    shape = None if array is None else array.get("shape")
+    if not isinstance(shape, list) or len(shape) != len(names):
+        return None
+    if [shape[i] for i in index] != list(image_shape):
+        logger.debug("%s level %s is %s, not the file's %s", group, level, shape, image_shape)
+        return None
+    return Placement(
+        axes=tuple(axes),
+        scale=tuple(float(scale[i]) for i in index),
+        translate=tuple(float(translate[i]) for i in index),
+        units=tuple(_unit(units[i]) for i in index),
+        origin=f"OME-NGFF coordinate transformations of {group} level {dataset['path']}",
+    )
+
+
+def _compose(ndim: int, *transform_lists) -> tuple[np.ndarray, np.ndarray]:
+    """Scale and translation of NGFF transformation lists applied in turn."""
+    scale, translate = np.ones(ndim), np.zeros(ndim)
+    for transforms in transform_lists:
+        for transform in transforms:
+            kind = transform["type"]
+            if kind == "scale":
+                factor = np.asarray(transform["scale"], float).reshape(ndim)
+                scale, translate = scale * factor, translate * factor
+            elif kind == "translation":
+                translate = translate + np.asarray(transform["translation"], float).reshape(ndim)
+            elif kind != "identity":
+                raise ValueError(f"unsupported transformation {kind!r}")
+    return scale, translate
+
+
+def _unit(name) -> str | None:
+    """An NGFF unit name if napari's unit library knows it, else None."""
+    if not isinstance(name, str) or not name:
+        return None
+    try:
+        import pint
+    except ImportError:  # no napari here; keep the name as written
+        return name
+    try:
+        pint.get_application_registry().parse_units(name)
+    except (pint.errors.PintError, ValueError, AttributeError, TypeError):
+        logger.warning("unit %r of the image is unknown to napari; the layer has none", name)
+        return None
+    return name
+
+
+def _read_json(*candidates: Path) -> dict | None:
+    """The first of `candidates` that is a JSON object file, else None."""
+    for candidate in candidates:
+        try:
+            document = json.loads(candidate.read_bytes())
+        except (OSError, ValueError):
+            continue
+        if isinstance(document, dict):
+            return document
+    return None
 
 
 def _roi_files(path) -> list[Path]:
