@@ -33,16 +33,21 @@ ellipse).
 Placement: every layer is put where napari-ome-zarr puts the pyramid level
 the ROIs were found on, by that level's own OME-NGFF coordinate
 transformations: ``scale`` and ``translate`` are the level's ``scale`` and
-``translation`` (composed with any multiscale-wide ones), and ``units`` the
-NGFF axis units (``"micrometer"``...), so the layers overlay the image and
-its labels, at every level, and napari keeps its physical scale bar. They
-are read from the label image's metadata (``labels/{label_name}``, else the
-image's) of the OME-Zarr the file lives in (``{zarr_url}/rois/{label}/``),
-else of the file's context ``zarr_url``, at the file's context ``level``.
+``translation`` (composed with any multiscale-wide ones), ``units`` the NGFF
+axis units (``"micrometer"``...), so that napari finds the same units on
+every layer and keeps its physical scale bar, and ``axis_labels`` the axis
+names. ROIs found on level k lie exactly on the level-k labels as napari
+draws them. These are read from the label image's metadata
+(``labels/{label_name}``, else the image's) of the OME-Zarr the file lives in
+(``{zarr_url}/rois/{label}/``), else of the file's context ``zarr_url``, at
+the file's context ``level``, when that level's array has the file's shape.
 A file away from its image falls back to ``scale`` = the file's
-``spacing_um``, no translation and micrometers: right for ngio's pyramids,
-whose levels are subsampled (pixel ``i`` of level k is pixel ``i * 2**k`` of
-level 0) and carry no translation.
+``spacing_um``, no translation and micrometers, which is what ngio writes.
+
+Known: ngio (1.1) builds a label pyramid by taking level-0 pixel ``2 j + 1``
+as level-1 pixel ``j`` while writing no translation, so every NGFF viewer,
+napari included, shows level 1 about one full-resolution pixel up and left
+of level 0; ROIs of level 1 follow the level-1 labels.
 """
 
 from __future__ import annotations
@@ -58,8 +63,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fractal_roi_tasks.errors import InvalidInputError
+from fractal_roi_tasks.errors import InvalidInputError, InvalidNameError
 from fractal_roi_tasks.formats import roi_json
+from fractal_roi_tasks.names import check_name
 from fractal_roi_tasks.rois.shapes import Ellipse, Mask, Point, Polygon, Polyline, RoiSet
 
 logger = logging.getLogger(__name__)
@@ -342,9 +348,13 @@ def _metadata_groups(context: dict, source: PathLike | None) -> list[Path]:
     if isinstance(zarr_url, str) and "://" not in zarr_url:
         images.append(Path(zarr_url))
     label_name = context.get("label_name")
+    try:
+        label_name = check_name(label_name, what="label_name")
+    except InvalidNameError:  # no name, or not one: read no labels group for it
+        label_name = None
     groups = []
     for image in dict.fromkeys(images):
-        if isinstance(label_name, str) and label_name:
+        if label_name is not None:
             groups.append(image / "labels" / label_name)
         groups.append(image)
     return groups
