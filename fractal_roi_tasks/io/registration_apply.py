@@ -15,6 +15,7 @@ from the reference acquisition's own table of the same name (`with_reference_roi
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -39,6 +40,8 @@ _WHOLE = 1e-3  # pixels: micrometer round-off, not a sub-pixel bound
 _SAME_UM = 1e-6  # micrometers: round-off between two tables' lengths
 _READ_ATTEMPTS = 5
 _READ_PAUSE_S = 0.5
+BLOCK_BYTES = 8 * 2**20
+"""About how much of level 0 is assembled in memory at once."""
 
 
 @dataclass(frozen=True)
@@ -207,28 +210,94 @@ def _whole(value: float, pair: RoiPair, axis: str) -> int:
     return int(rounded)
 
 
-def copy_pairs(source, target, pairs: list[RoiPair]) -> None:
+def copy_pairs(source, target, pairs: list[RoiPair], *, block_bytes: int = BLOCK_BYTES) -> None:
     """Copy every pair's region of `source` (ngio Image or Label) into `target`.
 
-    Per channel (all of them), the whole full-resolution array is read once and
-    written once, like a plain copy: no chunk is read or written twice.
+    Block by block of `target`'s level 0 (whole chunks, about `block_bytes`
+    each, every channel and plane): each block is assembled in memory from
+    the pairs' regions that reach into it (later pairs over earlier ones,
+    zero elsewhere) and written once, so memory is a few blocks whatever the
+    image size. The source regions a block needs are read in one piece when
+    they lie close together (the usual case: shifts are small), else pair by pair.
     """
     size = source.pixel_size
     pixel_size = {a: float(getattr(size, a)) for a in AXES if a in source.axes}
     shape = {a: source.shape[source.axes.index(a)] for a in AXES if a in source.axes}
     boxes = [pixel_boxes(pair, pixel_size, shape) for pair in pairs]
     axes = list(source.axes)
-    channels = [{}] if "c" not in axes else [{"c": i} for i in range(source.shape[axes.index("c")])]
-    for channel in channels:
-        kept = [a for a in axes if a not in channel]
-        array = source.get_array(**channel)
-        out = np.zeros_like(array)
+    read_array, write_array = source.zarr_array, target.zarr_array
+    for block in array_blocks(write_array, block_bytes):
+        pieces = []  # (where in the block, where in the source)
         for read, write in boxes:
-            src = tuple(read.get(a, slice(None)) for a in kept)
-            dst = tuple(write.get(a, slice(None)) for a in kept)
-            out[dst] = array[src]
-        del array
-        target.set_array(out, **channel)
+            piece = _piece(axes, block, read, write)
+            if piece is not None:
+                pieces.append(piece)
+        out = np.zeros(tuple(s.stop - s.start for s in block), dtype=write_array.dtype)
+        if pieces:
+            _fill(out, pieces, read_array, block_bytes)
+        write_array[block] = out
+
+
+def copy_whole(source, target, *, block_bytes: int = BLOCK_BYTES) -> None:
+    """Copy level 0 of `source` (ngio Image or Label) into `target`, block by block."""
+    read_array, write_array = source.zarr_array, target.zarr_array
+    for block in array_blocks(write_array, block_bytes):
+        write_array[block] = read_array[block]
+
+
+def array_blocks(array, block_bytes: int) -> list[tuple[slice, ...]]:
+    """Blocks covering a zarr `array`: whole write units (shards or chunks), about `block_bytes`.
+
+    Units are joined along the last axis first, then the next, as long as a
+    block stays within `block_bytes` (a block is never less than one unit).
+    """
+    unit = [max(1, min(u, s)) for u, s in zip(array.shards or array.chunks, array.shape)]
+    block = list(unit)
+    itemsize = array.dtype.itemsize
+    for axis in reversed(range(array.ndim)):
+        others = itemsize * int(np.prod([b for i, b in enumerate(block) if i != axis]))
+        fit = max(1, block_bytes // max(1, others * unit[axis]))
+        block[axis] = min(array.shape[axis], unit[axis] * fit) if array.shape[axis] else 1
+        if block[axis] < array.shape[axis]:
+            break
+    starts = [range(0, max(1, s), b) for s, b in zip(array.shape, block)]
+    return [
+        tuple(slice(start, min(start + b, s)) for start, b, s in zip(corner, block, array.shape))
+        for corner in itertools.product(*starts)
+    ]
+
+
+def _piece(axes, block, read: dict, write: dict):
+    """(slices in the block, slices in the source) of one pair inside `block`, or None."""
+    in_block, in_source = [], []
+    for axis, part in zip(axes, block):
+        if axis not in write:
+            in_block.append(slice(0, part.stop - part.start))
+            in_source.append(part)
+            continue
+        low, high = max(part.start, write[axis].start), min(part.stop, write[axis].stop)
+        if low >= high:
+            return None
+        offset = read[axis].start - write[axis].start
+        in_block.append(slice(low - part.start, high - part.start))
+        in_source.append(slice(low + offset, high + offset))
+    return tuple(in_block), tuple(in_source)
+
+
+def _fill(out: np.ndarray, pieces, read_array, block_bytes: int) -> None:
+    """Copy the source `pieces` into `out`, in order (a later piece wins where two overlap)."""
+    low = [min(p[1][i].start for p in pieces) for i in range(out.ndim)]
+    high = [max(p[1][i].stop for p in pieces) for i in range(out.ndim)]
+    span = int(np.prod([h - lo for lo, h in zip(low, high)])) * out.dtype.itemsize
+    if span <= 2 * max(block_bytes, out.nbytes):
+        region = read_array[tuple(slice(lo, h) for lo, h in zip(low, high))]
+        for in_block, in_source in pieces:
+            out[in_block] = region[tuple(
+                slice(s.start - lo, s.stop - lo) for s, lo in zip(in_source, low)
+            )]
+        return
+    for in_block, in_source in pieces:
+        out[in_block] = read_array[in_source]
 
 
 def check_pairs(image, pairs: list[RoiPair]) -> None:
@@ -430,11 +499,12 @@ def build(
 
 
 def _write_arrays(source_url: Path, ome_zarr, new, pairs, path: Path, *, register_labels: bool) -> None:
+    from fractal_roi_tasks.io.pyramid import build_pyramid
     from fractal_roi_tasks.io.swap import crash_point
 
     copy_pairs(ome_zarr.get_image(), new.get_image(), pairs)
     crash_point("registering")
-    new.get_image().consolidate(mode="auto")
+    build_pyramid(new.get_image())
     labels = ome_zarr.list_labels()
     for label_name in labels:
         label = ome_zarr.get_label(label_name)
@@ -442,8 +512,8 @@ def _write_arrays(source_url: Path, ome_zarr, new, pairs, path: Path, *, registe
         if register_labels:
             copy_pairs(label, new_label, pairs)
         else:
-            new_label.set_array(label.get_array())
-        new_label.consolidate(mode="auto")
+            copy_whole(label, new_label)
+        build_pyramid(new_label)
         _copy_label_metadata(source_url, path, label_name)
     if labels and not register_labels:
         logger.warning("labels %s copied unregistered (register_labels is unset)", labels)
