@@ -452,7 +452,10 @@ def test_layers_share_the_image_units_in_a_viewer(tmp_path):
 def ngff_level(url, name, level):
     """scale, translation and axis units of one label level, as written in its metadata."""
     group = Path(url) / "labels" / name
-    attrs = json.loads((group / ".zattrs").read_text())
+    if (group / "zarr.json").exists():  # NGFF 0.5
+        attrs = json.loads((group / "zarr.json").read_text())["attributes"]["ome"]
+    else:
+        attrs = json.loads((group / ".zattrs").read_text())
     multiscale = attrs["multiscales"][0]
     (dataset,) = [d for d in multiscale["datasets"] if d["path"] == level]
     scale = np.ones(len(multiscale["axes"]))
@@ -466,8 +469,8 @@ def ngff_level(url, name, level):
     return scale, translation, units
 
 
-def test_level_1_rois_lie_where_napari_ome_zarr_puts_the_level_1_labels(plate_v04):
-    image = plate_v04.images[0]
+def test_level_1_rois_lie_where_napari_ome_zarr_puts_the_level_1_labels(plate):
+    image = plate.images[0]
     url = image.zarr_url
     ome_zarr = ngio.open_ome_zarr_container(url)
     pyramid = [
