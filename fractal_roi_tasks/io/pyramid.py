@@ -24,7 +24,7 @@ MAX_WORKERS = 2
 """Threads downsampling at once: a task stays within the CPUs it declares."""
 
 
-def build_pyramid(image, *, in_memory_max_bytes: int = IN_MEMORY_MAX_BYTES) -> None:
+def build_pyramid(image, *, in_memory_max_bytes: int | None = None) -> None:
     """Write every other level of `image` (an ngio Image or Label) from its level 0.
 
     Pixel-identical to ``image.consolidate(mode="auto")`` (images: linear,
@@ -34,13 +34,18 @@ def build_pyramid(image, *, in_memory_max_bytes: int = IN_MEMORY_MAX_BYTES) -> N
     Args:
         image: an ngio ``Image`` or ``Label`` opened at its full resolution,
             whose level 0 is written.
-        in_memory_max_bytes: level 0 up to this size is downsampled in memory.
+        in_memory_max_bytes: level 0 up to this size is downsampled in memory
+            (default `IN_MEMORY_MAX_BYTES`); 0 never.
     """
     import dask
 
+    if in_memory_max_bytes is None:
+        in_memory_max_bytes = IN_MEMORY_MAX_BYTES
+
     source_bytes = image.zarr_array.nbytes
     mode = "auto" if source_bytes <= in_memory_max_bytes else "dask"
-    workers = max(1, min(MAX_WORKERS, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1))
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    workers = max(1, min(MAX_WORKERS, cpus))
     logger.debug("pyramid of %s (%d bytes): mode %s", image.zarr_array.path, source_bytes, mode)
     with dask.config.set({"array.chunk-size": BLOCK_BYTES, "scheduler": "threads", "num_workers": workers}):
         image.consolidate(mode=mode)

@@ -42,6 +42,8 @@ _READ_ATTEMPTS = 5
 _READ_PAUSE_S = 0.5
 BLOCK_BYTES = 8 * 2**20
 """About how much of level 0 is assembled in memory at once."""
+SHARED_READ_FACTOR = 2
+"""A block's source regions are read in one piece if it spans at most this many blocks."""
 
 
 @dataclass(frozen=True)
@@ -210,21 +212,23 @@ def _whole(value: float, pair: RoiPair, axis: str) -> int:
     return int(rounded)
 
 
-def copy_pairs(source, target, pairs: list[RoiPair], *, block_bytes: int = BLOCK_BYTES) -> None:
+def copy_pairs(source, target, pairs: list[RoiPair], *, block_bytes: int | None = None) -> None:
     """Copy every pair's region of `source` (ngio Image or Label) into `target`.
 
     Block by block of `target`'s level 0 (whole chunks, about `block_bytes`
-    each, every channel and plane): each block is assembled in memory from
-    the pairs' regions that reach into it (later pairs over earlier ones,
-    zero elsewhere) and written once, so memory is a few blocks whatever the
-    image size. The source regions a block needs are read in one piece when
-    they lie close together (the usual case: shifts are small), else pair by pair.
+    each, default `BLOCK_BYTES`; every channel and plane): each block is
+    assembled in memory from the pairs' regions that reach into it (later
+    pairs over earlier ones, zero elsewhere) and written once, so memory is a
+    few blocks whatever the image size. The source regions a block needs are
+    read in one piece when they lie close together (the usual case: shifts
+    are small), else pair by pair.
     """
     size = source.pixel_size
     pixel_size = {a: float(getattr(size, a)) for a in AXES if a in source.axes}
     shape = {a: source.shape[source.axes.index(a)] for a in AXES if a in source.axes}
     boxes = [pixel_boxes(pair, pixel_size, shape) for pair in pairs]
     axes = list(source.axes)
+    block_bytes = BLOCK_BYTES if block_bytes is None else block_bytes
     read_array, write_array = source.zarr_array, target.zarr_array
     for block in array_blocks(write_array, block_bytes):
         pieces = []  # (where in the block, where in the source)
@@ -238,8 +242,9 @@ def copy_pairs(source, target, pairs: list[RoiPair], *, block_bytes: int = BLOCK
         write_array[block] = out
 
 
-def copy_whole(source, target, *, block_bytes: int = BLOCK_BYTES) -> None:
+def copy_whole(source, target, *, block_bytes: int | None = None) -> None:
     """Copy level 0 of `source` (ngio Image or Label) into `target`, block by block."""
+    block_bytes = BLOCK_BYTES if block_bytes is None else block_bytes
     read_array, write_array = source.zarr_array, target.zarr_array
     for block in array_blocks(write_array, block_bytes):
         write_array[block] = read_array[block]
@@ -289,7 +294,7 @@ def _fill(out: np.ndarray, pieces, read_array, block_bytes: int) -> None:
     low = [min(p[1][i].start for p in pieces) for i in range(out.ndim)]
     high = [max(p[1][i].stop for p in pieces) for i in range(out.ndim)]
     span = int(np.prod([h - lo for lo, h in zip(low, high)])) * out.dtype.itemsize
-    if span <= 2 * max(block_bytes, out.nbytes):
+    if span <= SHARED_READ_FACTOR * max(block_bytes, out.nbytes):
         region = read_array[tuple(slice(lo, h) for lo, h in zip(low, high))]
         for in_block, in_source in pieces:
             out[in_block] = region[tuple(
