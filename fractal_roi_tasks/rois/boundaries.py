@@ -212,14 +212,26 @@ def trace_rings(label_plane: np.ndarray) -> Rings:
     if label_plane.ndim != 2:
         raise ValueError(f"label_plane must be 2D, got shape {label_plane.shape}.")
     labels, rows, cols, dirs, padded_shape = _directed_edges(label_plane)
+    return trace_edges(labels, rows, cols, dirs, padded_shape[1] + 1, dtype=label_plane.dtype)
+
+
+def trace_edges(labels, rows, cols, dirs, n_corner_cols, *, offset=(0, 0), dtype=None) -> Rings:
+    """Link directed boundary edges into rings (the second half of `trace_rings`).
+
+    Edges are (label, padded corner row, padded corner column, direction) as
+    `_directed_edges` makes them. Every label's results depend only on its own
+    edges and their relative order, so tracing a subset of labels, with the
+    edges in the order `_directed_edges` gives them on the whole plane, yields
+    bit-identical rings and perimeters for those labels. `offset` is added to
+    the corner coordinates (a caller that shifted them to keep keys small).
+    """
     if labels.size == 0:
-        no_labels = np.zeros(0, label_plane.dtype)
+        no_labels = np.zeros(0, labels.dtype if dtype is None else dtype)
         return Rings(
             np.zeros((0, 2)), np.zeros(1, np.int64), no_labels, np.zeros(0), no_labels, np.zeros(0)
         )
-
     unique_labels, label_rank = np.unique(labels, return_inverse=True)
-    succ = _successors(label_rank.astype(np.int64), rows, cols, dirs, padded_shape[1] + 1)
+    succ = _successors(label_rank.astype(np.int64), rows, cols, dirs, n_corner_cols)
 
     # A vertex of the polygon is the end of an edge whose successor turns.
     turns = dirs[succ] != dirs
@@ -232,7 +244,7 @@ def trace_rings(label_plane: np.ndarray) -> Rings:
     end_c = cols[vertex_edges] + _STEP[dirs[vertex_edges], 1]
     # Padded corner (r, c) is the top-left corner of unpadded pixel (r-1, c-1),
     # i.e. the point (r - 1.5, c - 1.5) in pixel-centre coordinates.
-    coords = np.stack([end_r - 1.5, end_c - 1.5], axis=1)
+    coords = np.stack([(end_r + offset[0]) - 1.5, (end_c + offset[1]) - 1.5], axis=1)
 
     ring_sizes = np.bincount(ring_of_vertex)
     bounds = np.concatenate([[0], np.cumsum(ring_sizes)])
