@@ -18,7 +18,7 @@ logger = logging.getLogger(__name__)
 
 IN_MEMORY_MAX_BYTES = 64 * 2**20
 """Level 0 up to this size is downsampled in memory (fast on small images)."""
-BLOCK_BYTES = 8 * 2**20
+BLOCK_BYTES = 4 * 2**20
 """The most one dask task assembles before writing it (ngio's own default cap)."""
 MAX_WORKERS = 2
 """Threads downsampling at once: a task stays within the CPUs it declares."""

@@ -40,7 +40,7 @@ _WHOLE = 1e-3  # pixels: micrometer round-off, not a sub-pixel bound
 _SAME_UM = 1e-6  # micrometers: round-off between two tables' lengths
 _READ_ATTEMPTS = 5
 _READ_PAUSE_S = 0.5
-BLOCK_BYTES = 8 * 2**20
+BLOCK_BYTES = 4 * 2**20
 """About how much of level 0 is assembled in memory at once."""
 SHARED_READ_FACTOR = 2
 """A block's source regions are read in one piece if it spans at most this many blocks."""
