@@ -321,9 +321,10 @@ def test_2d_branches_are_polylines_through_pixel_centres(tmp_path):
         open_line.roitype == ROI_TYPE.POLYLINE
         and open_line.options & ROI_OPTIONS.SUB_PIXEL_RESOLUTION
     )
-    np.testing.assert_array_equal(open_line.coordinates(), [[3.5, 2.5], [4.5, 2.5], [5.5, 3.5]])
+    # ImageJ line ROIs put pixel centres at integer coordinates
+    np.testing.assert_array_equal(open_line.coordinates(), [[3, 2], [4, 2], [5, 3]])
     np.testing.assert_array_equal(  # a cycle repeats its first vertex
-        cycle.coordinates(), [[10.5, 10.5], [11.5, 10.5], [11.5, 11.5], [10.5, 10.5]]
+        cycle.coordinates(), [[10, 10], [11, 10], [11, 11], [10, 10]]
     )
     assert single.roitype == ROI_TYPE.POINT
     np.testing.assert_array_equal(single.coordinates(), [[20.5, 20.5]])
@@ -335,13 +336,13 @@ def test_3d_branches_split_into_runs_of_constant_z(tmp_path):
     rois = _roundtrip(tmp_path, skeleton_roi_set(3))
     summary = [(r.name, r.roitype, r.z_position, r.coordinates().tolist()) for r in rois]
     assert summary == [
-        ("label-0005-branch-000-z00", ROI_TYPE.POLYLINE, 1, [[3.5, 2.5], [4.5, 2.5]]),
-        ("label-0005-branch-000-z01", ROI_TYPE.POLYLINE, 2, [[5.5, 3.5], [5.5, 4.5]]),
+        ("label-0005-branch-000-z00", ROI_TYPE.POLYLINE, 1, [[3, 2], [4, 2]]),
+        ("label-0005-branch-000-z01", ROI_TYPE.POLYLINE, 2, [[5, 3], [5, 4]]),
         ("label-0005-branch-000-z02", ROI_TYPE.POINT, 3, [[5.5, 5.5]]),
         ("label-0005-branch-001-z00-01", ROI_TYPE.POINT, 1, [[1.5, 1.5]]),
         ("label-0005-branch-001-z01", ROI_TYPE.POINT, 2, [[2.5, 1.5]]),
-        ("label-0005-branch-001-z00-02", ROI_TYPE.POLYLINE, 1, [[3.5, 1.5], [4.5, 1.5]]),
-        ("label-0008-branch-000-z02", ROI_TYPE.POLYLINE, 3, [[20.5, 20.5], [21.5, 21.5]]),
+        ("label-0005-branch-001-z00-02", ROI_TYPE.POLYLINE, 1, [[3, 1], [4, 1]]),
+        ("label-0008-branch-000-z02", ROI_TYPE.POLYLINE, 3, [[20, 20], [21, 21]]),
     ]
 
 

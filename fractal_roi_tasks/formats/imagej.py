@@ -20,7 +20,10 @@ Ellipse            axis-aligned: OVAL with a sub-pixel bounding rectangle;
                    minor/major as a float at header bytes 52-55), with its
                    72-vertex polygon stored too for other readers
 Point              POINT with one sub-pixel point
-Polyline           POLYLINE through the pixel centres (sub-pixel); a closed
+Polyline           POLYLINE through the pixel centres, which for an ImageJ
+                   line ROI are at integer coordinates: pixel (row y, col x)
+                   is the vertex (x, y) (ImageJ's `Roi.getContainedPoints`
+                   covers pixel (x, y) for a line through (x, y)); a closed
                    branch repeats its first vertex; a 3D branch becomes one
                    ROI per run of constant z, and a run of a single vertex a
                    POINT (an ImageJ line needs two vertices)
@@ -31,7 +34,9 @@ Coordinates follow ImageJ: x before y, pixel (x, y) covers [x, x + 1) x
 ``context["scale"]``). ImageJ fills pixel (x, y) of a polygon or composite
 when its centre (x + 0.5, y + 0.5) is inside (`ij.process.PolygonFiller`),
 and our outlines run along pixel edges, so filling an outline gives back
-exactly the object's pixels.
+exactly the object's pixels. Line ROIs are the exception: ImageJ puts a
+line's pixel centres at integer coordinates, so polyline vertices are the
+corner-based coordinates minus 0.5 (integers at full resolution).
 
 Positions (ImageJ's are 1-based, 0 meaning "every"): a 3D ROI gets the
 hyperstack position z = plane + 1; c = ``context["channel"] + 1`` when a
@@ -326,7 +331,8 @@ def _polyline_rois(line: Polyline, scale: np.ndarray, ndim: int):
         if len(xy) == 1:  # an ImageJ line needs two vertices
             yield plane, _point_roi(xy[0])
             continue
-        ij = ImagejRoi.frompoints(xy)
+        # ImageJ line ROIs: pixel centre (x + 0.5 corner-based) is the point x
+        ij = ImagejRoi.frompoints(np.asarray(xy, np.float64) - 0.5)
         ij.roitype = ROI_TYPE.POLYLINE
         ij.options = ROI_OPTIONS.SUB_PIXEL_RESOLUTION
         yield plane, ij
