@@ -345,3 +345,23 @@ def test_non_finite_coordinates_are_refused():
     broken = replace(first, shapes=(Point(position=(np.nan, 1.0)),))
     with pytest.raises(InvalidInputError, match="finite numbers"):
         geojson.to_bytes(replace(roi_set, rois=(broken, *roi_set.rois[1:])))
+
+
+# --------------------------------------------------------------------------
+# Valid Simple Features (GEOS, as JTS in QuPath)
+
+
+@pytest.mark.parametrize("case", ["2d", "3d"])
+def test_features_of_the_hard_cases_are_valid_simple_features(tmp_path, case):
+    shapely_geometry = pytest.importorskip("shapely.geometry")  # in the test extra
+    labels = hard_cases_2d() if case == "2d" else hard_cases_3d()
+    features = _roundtrip(tmp_path, extract_rois(labels))
+    invalid = [
+        _label(f) for f in features if not shapely_geometry.shape(f["geometry"]).is_valid
+    ]
+    assert invalid == []
+    if case == "2d":
+        rebuilt = _rebuild(features, labels.shape)
+    else:
+        rebuilt = _rebuild(features, labels.shape[1:], planes=labels.shape[0])
+    np.testing.assert_array_equal(rebuilt, labels)

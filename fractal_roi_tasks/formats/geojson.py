@@ -78,6 +78,7 @@ from fractal_roi_tasks.formats.coordinates import (
     scaled_ellipse,
     to_corner_based,
 )
+from fractal_roi_tasks.formats.simple_features import valid_polygons
 from fractal_roi_tasks.io.atomic import write_bytes_atomic
 from fractal_roi_tasks.rois.shapes import (
     Ellipse,
@@ -155,7 +156,7 @@ def _collection_text(roi_set: RoiSet, context: dict) -> str:
     scale = scale_of(context, ndim)
     channel = channel_of(context)
     properties = _properties(roi_set, str(context.get("label_name") or "objects"))
-    polygons = [object_polygons(roi) for roi in roi_set.rois]
+    polygons = [valid_polygons(object_polygons(roi)) for roi in roi_set.rois]
     outlines = iter(_outline_texts([p for group in polygons for p in group], scale))
     text = Template()
     text.add('{"type":"FeatureCollection","features":[')
