@@ -176,6 +176,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_common(demo, run=True)
     demo.set_defaults(func=_cmd_demo)
+
+    figure = commands.add_parser(
+        "figure", help="draw an overview PNG of what the tasks did on a plate or image",
+        description="Draw one panel per operation (ROI outlines, registration overlay,\n"
+        "stitched mosaic, seam, labels before/after de-duplication) from a plate\n"
+        "or image the tasks have run on. Needs matplotlib "
+        '(pip install "fractal-roi-tasks[figure]").',
+        formatter_class=_formatter,
+    )
+    figure.add_argument("paths", nargs="+", metavar="IMAGE_OR_PLATE", help="OME-Zarr plate(s) or image(s)")
+    figure.add_argument("-o", "--output", default="overview.png", help="PNG to write (default: overview.png)")
+    figure.add_argument("-v", "--verbose", action="store_true", help="log what is read")
+    figure.set_defaults(func=_cmd_figure)
     return parser
 
 
@@ -448,12 +461,39 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     _print_stitching(demo.summarize_stitching(tiles))
     _print_findings(rows)
     _print_outputs(plate.plate_url, urls, rows)
+    _demo_figure(args.directory, plate.plate_url, tiles.zarr_url)
     if plan.skipped:
         _warn(f"\nWARNING: {len(plan.skipped)} task(s) were skipped (no demo arguments): "
               f"{', '.join(plan.skipped)}.")
     if failed:
         _warn(f"\nFAILED: {len(failed)} demo run(s) failed: {', '.join(failed)}.")
         return 1
+    return 0
+
+
+def _demo_figure(directory, plate_url: str, tiles_url: str) -> None:
+    from fractal_roi_tasks import demo
+    from fractal_roi_tasks.figures import compose
+
+    if not compose.have_matplotlib():
+        _out(f"\nOverview figure: not drawn (matplotlib is missing); {compose.INSTALL_HINT}, "
+             f"then: {PROG} figure '{plate_url}' '{Path(tiles_url).parents[2]}'")
+        return
+    path = Path(directory).expanduser().absolute() / demo.DEMO_FIGURE_NAME
+    path, data = compose.write_figure([plate_url, str(Path(tiles_url).parents[2])], path)
+    _out(f"\nOverview figure ({len(data.panels)} panels): {path}")
+
+
+def _cmd_figure(args: argparse.Namespace) -> int:
+    from fractal_roi_tasks.figures import compose
+
+    if not compose.have_matplotlib():
+        _warn(f"{PROG}: error: the figure needs matplotlib: {compose.INSTALL_HINT}")
+        return 1
+    path, data = compose.write_figure(args.paths, args.output)
+    _out(f"Wrote {path} ({len(data.panels)} panels: {', '.join(p.key for p in data.panels)})")
+    for key, reason in data.missing.items():
+        _out(f"  not drawn: {key}: {reason}")
     return 0
 
 

@@ -58,6 +58,9 @@ STITCH_TASK = "Stitch and Deduplicate"
 DEMO_TILE_TASKS = (STITCH_TASK,)
 """Tasks the demo runs on the tile plate (and on no other image)."""
 
+DEMO_FIGURE_NAME = "demo_overview.png"
+"""The demo's overview figure (one panel per operation), in the demo directory."""
+
 SEGMENTED_LABEL = "nuclei_segmented"
 """Label image the demo segments from the DAPI channel."""
 
