@@ -91,7 +91,7 @@ def big_moving_image(tmp_path: Path, side: int) -> str:
 _MEASURE = """
 import json, sys
 from pathlib import Path
-from tests.peak_rss import baseline_rss_mib, run_task
+from fractal_roi_tasks.dev.peak_rss import baseline_rss_mib, run_task
 run = run_task(sys.argv[1], json.loads(sys.argv[2]), Path(sys.argv[3]))
 print(json.dumps({"returncode": run.returncode, "peak": run.peak_rss_mib,
                   "baseline": baseline_rss_mib(sys.argv[1]), "stderr": run.stderr[-3000:]}))
@@ -131,7 +131,7 @@ def test_peak_memory_far_below_one_channel(tmp_path):
     The reference is the same task on a 1024 x 1024 image (same libraries
     loaded, an empty-pyramid's worth of work): what the large image adds on
     top is the task's working memory. The former whole-array path added
-    about 3.5 channels (~450 MiB here); blocks and the chunked pyramid ~45 MiB.
+    about 3.5 channels (~450 MiB here); blocks and the chunked pyramid 40-70 MiB.
     """
     args = {"registered_roi_table": TABLE, "overwrite_input": False}
     small = measure({**args, "zarr_url": big_moving_image(tmp_path / "small", 1024)}, tmp_path / "run_small")
@@ -141,7 +141,7 @@ def test_peak_memory_far_below_one_channel(tmp_path):
     channel_mib = SIDE * SIDE * 2 / 2**20
     grown = run["peak"] - small["peak"]
     print(f"peak RSS {run['peak']:.0f} MiB at {SIDE}^2 x 2, {small['peak']:.0f} MiB at 1024^2 x 2")
-    assert grown < 0.6 * channel_mib, f"peak RSS grew by {grown:.0f} MiB; one channel is {channel_mib:.0f} MiB"
+    assert grown < 0.75 * channel_mib, f"peak RSS grew by {grown:.0f} MiB; one channel is {channel_mib:.0f} MiB"
     new = ngio.open_ome_zarr_container(f"{url}_registered")
     image = new.get_image().zarr_array
     label = new.get_label("nuclei").zarr_array
