@@ -108,3 +108,48 @@ def label_properties(roi_set: RoiSet) -> list[dict]:
         {"label-value": int(lab), "area_px": float(area), area_column: float(size)}
         for lab, area, size in zip(feats["label"], feats["area_px"], feats[area_column])
     ]
+
+
+WHOLE_READ_MAX_BYTES = 64 * 2**20
+"""A label image up to this size is read whole (fastest); a larger one block by block."""
+BLOCK_PIXELS = 1024
+"""Rows and columns of a block read at once (rounded to whole chunks)."""
+
+
+def block_reader(image_like, **selection):
+    """A reader of (Y, X) windows of one plane, for the blockwise core.
+
+    Returns:
+        (read(z, rows, cols), shape (Y, X) or (Z, Y, X), axes, dtype, block
+        shape (rows, cols) in whole chunks of about `BLOCK_PIXELS`).
+    """
+    axes = tuple(a for a in ("z", "y", "x") if a in image_like.axes)
+    extra = [a for a in image_like.axes if a not in axes and a not in selection]
+    if "t" in extra and image_like.dimensions.get("t") != 1:
+        raise InvalidInputError(
+            f"Time series are not supported (axes {image_like.axes}); run on one time point."
+        )
+    on_disk = tuple(image_like.axes)
+    full_shape = tuple(image_like.shape)
+    size = dict(zip(on_disk, full_shape))
+    chunk = dict(zip(on_disk, image_like.chunks))
+    array = image_like.zarr_array
+    if "z" in axes and size["z"] == 1:
+        axes = axes[1:]
+
+    def read(z: int, rows: slice, cols: slice) -> np.ndarray:
+        index = []
+        for axis in on_disk:
+            if axis == "y":
+                index.append(rows)
+            elif axis == "x":
+                index.append(cols)
+            elif axis == "z":
+                index.append(int(z))
+            else:
+                index.append(int(selection.get(axis, 0)))
+        return np.asarray(array[tuple(index)])
+
+    shape = tuple(size[a] for a in axes)
+    block = tuple(max(chunk[a], BLOCK_PIXELS // chunk[a] * chunk[a]) for a in ("y", "x"))
+    return read, shape, axes, np.dtype(array.dtype), block

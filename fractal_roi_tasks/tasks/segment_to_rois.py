@@ -86,20 +86,31 @@ def segment_to_rois(
         )
 
     label = ome_zarr.get_label(label_name, path=level)
-    label_image, axes = ngio_tables.read_spatial(label)
-    if intensity is not None:
-        intensity = intensity.reshape(label_image.shape)
-
     from fractal_roi_tasks.rois import extract_branches, extract_rois
+    from fractal_roi_tasks.rois.blocked import extract_rois_blocked
 
-    spacing = ngio_tables.spacing_um(label, axes)
-    roi_set = extract_rois(
-        label_image,
-        shape="point" if shape == "skeleton" else shape,
-        min_area_px=min_area,
-        spacing=spacing,
-        intensity_image=intensity,
+    roi_shape = "point" if shape == "skeleton" else shape
+    whole = (
+        intensity is not None
+        or shape == "skeleton"
+        or label.zarr_array.nbytes <= ngio_tables.WHOLE_READ_MAX_BYTES
     )
+    if whole:  # small (fastest), or skan / the segmented channel need it whole
+        label_image, axes = ngio_tables.read_spatial(label)
+        if intensity is not None:
+            intensity = intensity.reshape(label_image.shape)
+        spacing = ngio_tables.spacing_um(label, axes)
+        roi_set = extract_rois(
+            label_image, shape=roi_shape, min_area_px=min_area, spacing=spacing,
+            intensity_image=intensity,
+        )
+    else:  # block by block: memory bounded by a few blocks plus the output
+        read, image_shape, axes, dtype, block = ngio_tables.block_reader(label)
+        spacing = ngio_tables.spacing_um(label, axes)
+        roi_set = extract_rois_blocked(
+            read, image_shape, dtype, block_shape=block, shape=roi_shape,
+            min_area_px=min_area, spacing=spacing,
+        )
     skeletons = None
     if shape == "skeleton":
         skeletons = extract_branches(label_image, skeletonize=skeletonize, spacing=spacing)
