@@ -40,13 +40,13 @@ def figure_size_px(n_panels: int, columns: int = COLUMNS) -> tuple[int, int]:
     return int(columns * PANEL_INCHES * DPI), int(rows * PANEL_INCHES * DPI)
 
 
-def save_panels(panels: list[Panel], path: str | Path, *, columns: int = COLUMNS) -> Path:
+def save_panels(panels: list[Panel], path: str | Path, *, columns: int = COLUMNS, dpi: int = DPI) -> Path:
     """Write `panels` as one PNG grid at `path`; returns the path."""
     pyplot = _pyplot()
     columns = min(columns, max(1, len(panels)))
     rows = max(1, math.ceil(len(panels) / columns))
     fig, axes = pyplot.subplots(rows, columns, figsize=(columns * PANEL_INCHES, rows * PANEL_INCHES),
-                                dpi=DPI, squeeze=False)
+                                dpi=dpi, squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
     for ax, panel in zip(axes.ravel(), panels):
@@ -55,7 +55,7 @@ def save_panels(panels: list[Panel], path: str | Path, *, columns: int = COLUMNS
     fig.subplots_adjust(left=0.01, right=0.99, top=0.92, bottom=0.01, wspace=0.05, hspace=0.25)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI)
+    fig.savefig(path, dpi=dpi)
     pyplot.close(fig)
     return path
 
