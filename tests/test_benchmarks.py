@@ -79,3 +79,16 @@ def test_bench_stitch_others_runs_without_the_other_tools(capsys):
     out = capsys.readouterr().out
     assert "not installed" in out and "Tile placement" in out
     assert {"versions", "check", "placement"} <= set(result)
+
+
+def test_bench_memory_runs_every_task_in_a_child_and_reports_ratios(capsys):
+    figures = load("bench_memory").main(["--size", "512", "--objects", "200", "--repeats", "1"])
+    for task in ("segment_to_rois", "calculate_registration", "find_registration_consensus",
+                 "apply_registration_to_image", "stitch_and_dedup"):
+        row = figures[task]
+        # Peaks are read from each child's own address space: at least the interpreter.
+        assert row["rss_small_mib"] > 20 and row["rss_large_mib"] > 20
+        assert row["seconds_large"] > 0 and row["time_per_px_ratio"] > 0
+    assert figures["segment_vs_regionprops"]["objects"] == 200
+    out = capsys.readouterr().out
+    assert "RSS ratio <= 1.3" in out and "x regionprops (target <= 1.5x)" in out
