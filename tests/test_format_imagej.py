@@ -386,3 +386,68 @@ def test_properties_are_what_roifile_writes_for_the_row():
         assert ij.props == expected.props
         assert ij.properties["label_name"] == "retic"
         assert ij.properties["note"] == "two words and a line"
+
+
+# --------------------------------------------------------------------------
+# Real ImageJ (ij.jar): how ImageJ itself decodes and fills our RoiSets
+
+
+def test_real_imagej_fills_outlines_to_exactly_the_labels(tmp_path):
+    from tests.imagej_java import imagej_pixels
+
+    labels = hard_cases_2d()
+    path = imagej.write(tmp_path / "rois.roi.zip", extract_rois(labels))
+    filled = np.zeros_like(labels)
+    for name, (_, _, pixels) in imagej_pixels(path).items():
+        xy = np.array(sorted(pixels))
+        filled[xy[:, 1], xy[:, 0]] = int(name.split("-")[1])
+    np.testing.assert_array_equal(filled, labels)
+
+
+def _coverage(roi_set, found):
+    """Fraction of the polyline pixels that ImageJ's rasterisation of their ROI covers."""
+    covered = total = 0
+    for roi, (_, z, pixels) in zip(roi_set.rois, found.values(), strict=True):
+        points = np.asarray(roi.shapes[0].points, int)
+        if points.shape[1] == 3:
+            points = points[points[:, 0] == z - 1]
+        want = {(int(x), int(y)) for y, x in points[:, -2:]}
+        covered += len(want & pixels)
+        total += len(want)
+    return covered / total
+
+
+def test_real_imagej_covers_every_pixel_of_the_retic_skeleton(tmp_path):
+    import importlib.resources
+
+    import tifffile
+    from skan.pre import threshold
+    from skimage.morphology import skeletonize
+
+    from fractal_roi_tasks.rois.skeleton import extract_branches
+    from tests.imagej_java import imagej_pixels
+
+    resource = importlib.resources.files("skan") / "test" / "data" / "retic.tif"
+    with importlib.resources.as_file(resource) as file, tifffile.TiffFile(file) as tif:
+        image = tif.asarray()
+    binary = threshold(image, sigma=2.0, radius=10)
+    roi_set = extract_branches(skeletonize(binary)).roi_set
+    assert len(roi_set.rois) > 100
+    found = imagej_pixels(imagej.write(tmp_path / "retic.roi.zip", roi_set))
+    assert _coverage(roi_set, found) == 1.0
+
+
+def test_real_imagej_covers_synthetic_2d_and_3d_branches(tmp_path):
+    from tests.imagej_java import imagej_pixels
+
+    for ndim in (2, 3):
+        roi_set = skeleton_roi_set(ndim)
+        found = imagej_pixels(imagej.write(tmp_path / f"s{ndim}.roi.zip", roi_set))
+        covered = set()
+        for _, z, pixels in found.values():
+            covered |= {(x, y, z - 1) for x, y in pixels}
+        for roi in roi_set.rois:
+            points = np.asarray(roi.shapes[0].points, int)
+            zs = points[:, 0] if ndim == 3 else np.full(len(points), -1)
+            want = {(int(x), int(y), int(z)) for z, (y, x) in zip(zs, points[:, -2:])}
+            assert want <= covered, roi
