@@ -479,9 +479,16 @@ def _demo_figure(directory, plate_url: str, tiles_url: str) -> None:
         _out(f"\nOverview figure: not drawn (matplotlib is missing); {compose.INSTALL_HINT}, "
              f"then: {PROG} figure '{plate_url}' '{Path(tiles_url).parents[2]}'")
         return
-    path = Path(directory).expanduser().absolute() / demo.DEMO_FIGURE_NAME
-    path, data = compose.write_figure([plate_url, str(Path(tiles_url).parents[2])], path)
+    from fractal_roi_tasks.figures.read import gather
+
+    data = gather(plate_url, str(Path(tiles_url).parents[2]))
+    if not data.panels:
+        _out(f"\nOverview figure: not drawn, nothing to show ({'; '.join(data.missing.values())}).")
+        return
+    path = compose.save_overview(data, Path(directory).expanduser().absolute() / demo.DEMO_FIGURE_NAME)
     _out(f"\nOverview figure ({len(data.panels)} panels): {path}")
+    for key, reason in data.missing.items():
+        _out(f"  not drawn: {key}: {reason}")
 
 
 def _cmd_figure(args: argparse.Namespace) -> int:

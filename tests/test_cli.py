@@ -82,6 +82,7 @@ def test_demo_runs_every_task_and_says_what_it_found(tmp_path, capsys):
     assert f"napari --plugin napari-ome-zarr '{images[0]}'" in out  # quoted: a space
     assert "File > Import > HDF5/N5/Zarr/OME-NGFF" in out
     assert "SKIPPED" not in err and "FAILED" not in out + err
+    assert f"Overview figure (8 panels): {target / demo.DEMO_FIGURE_NAME}" in out
 
     for image in images:
         given = _features(image, "nuclei")
@@ -131,6 +132,7 @@ def test_demo_skips_a_task_without_demo_arguments_loudly(tmp_path, monkeypatch, 
     assert f"WARNING: {n_tasks} task(s) were skipped (no demo arguments):" in err
     assert err.rstrip().endswith(f"{runner.list_tasks()[-1].name}.")
     assert "nothing: no feature table was written" in out
+    assert "Overview figure: not drawn, nothing to show" in out
 
 
 # --------------------------------------------------------------------------

@@ -109,3 +109,11 @@ def test_docs_generator_writes_every_page_picture(demo_dir, tmp_path):
         assert (Path(__file__).parents[1] / "docs" / f"{page}.md").is_file()
         assert written[image].is_file() and written[image].stat().st_size < 200_000
         assert mpimg.imread(written[image]).shape[2] in (3, 4)
+
+
+def test_without_matplotlib_the_commands_say_how_to_get_it(demo_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(compose, "have_matplotlib", lambda: False)
+    out = tmp_path / "none.png"
+    assert main(["figure", *_plates(demo_dir), "-o", str(out)]) == 1
+    assert compose.INSTALL_HINT in capsys.readouterr().err
+    assert not out.exists()
