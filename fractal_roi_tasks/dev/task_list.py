@@ -34,7 +34,10 @@ TASK_LIST = [
     ParallelTask(
         name="Apply Registration to Image",
         executable="tasks/apply_registration_to_image.py",
-        meta={"cpus_per_task": 1, "mem": 8000},
+        # Measured peak RSS (benchmarks/bench_memory.py, tests/test_apply_memory.py):
+        # 390 MiB at 2 x 4096^2 (the largest in-memory pyramid), 310-340 MiB at
+        # 2 x 8192^2 (block copy, chunked pyramid); independent of the image size.
+        meta={"cpus_per_task": 1, "mem": 2000},
         category="Registration",
         modality="HCS",
         tags=["Multiplexing", "Registration", "Crash-safe", "fractal-tasks-core compatible"],
