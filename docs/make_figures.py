@@ -33,7 +33,7 @@ PAGES = {
 }
 """Picture name -> the panels it shows, in order."""
 
-DOCS_DPI = 50
+DOCS_DPI = 60
 """Resolution of the docs pictures (kept small: they are committed)."""
 
 

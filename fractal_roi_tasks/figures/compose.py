@@ -46,13 +46,12 @@ def save_panels(panels: list[Panel], path: str | Path, *, columns: int = COLUMNS
     columns = min(columns, max(1, len(panels)))
     rows = max(1, math.ceil(len(panels) / columns))
     fig, axes = pyplot.subplots(rows, columns, figsize=(columns * PANEL_INCHES, rows * PANEL_INCHES),
-                                dpi=dpi, squeeze=False)
+                                dpi=dpi, squeeze=False, layout="constrained")
     for ax in axes.ravel():
         ax.axis("off")
     for ax, panel in zip(axes.ravel(), panels):
         ax.imshow(panel.rgb, interpolation="nearest")
         ax.set_title(panel.title, fontsize=7)
-    fig.subplots_adjust(left=0.01, right=0.99, top=0.92, bottom=0.01, wspace=0.05, hspace=0.25)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi)
