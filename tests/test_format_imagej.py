@@ -8,6 +8,7 @@ all subpaths; `consumer_raster.fill_even_odd` implements it.
 import math
 import re
 import zipfile
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -17,7 +18,7 @@ from roifile import ROI_OPTIONS, ROI_SUBTYPE, ROI_TYPE
 
 from fractal_roi_tasks.errors import InvalidInputError
 from fractal_roi_tasks.formats import get_format, imagej
-from fractal_roi_tasks.formats.coordinates import ELLIPSE_VERTICES
+from fractal_roi_tasks.formats.coordinates import ELLIPSE_VERTICES, scaled_ellipse
 from fractal_roi_tasks.rois import ObjectRoi, Polyline, RoiSet, extract_rois
 from fractal_roi_tasks.sample_data import load_cardiomyocyte_nuclei
 from tests.consumer_raster import fill_even_odd, paint
@@ -451,3 +452,138 @@ def test_real_imagej_covers_synthetic_2d_and_3d_branches(tmp_path):
             zs = points[:, 0] if ndim == 3 else np.full(len(points), -1)
             want = {(int(x), int(y), int(z)) for z, (y, x) in zip(zs, points[:, -2:])}
             assert want <= covered, roi
+
+
+def _planes_of(found, shape, planes):
+    """ImageJ's pixels of each ROI painted into a (planes, *shape) label image by ROI name."""
+    filled = np.zeros((planes, *shape), np.int64)
+    for roi in found.values():
+        xy = np.array(sorted(roi.pixels)).reshape(-1, 2)
+        paint(filled[max(roi.z, 1) - 1], _mask_of(xy, shape), int(roi.name.split("-")[1]))
+    return filled
+
+
+def _mask_of(xy, shape):
+    inside = (xy >= 0).all(axis=1) & (xy[:, 0] < shape[1]) & (xy[:, 1] < shape[0])
+    assert inside.all(), "ImageJ fills pixels outside the image"
+    mask = np.zeros(shape, bool)
+    mask[xy[:, 1], xy[:, 0]] = True
+    return mask
+
+
+def test_real_imagej_puts_each_point_on_the_pixel_holding_the_centroid(tmp_path, nuclei):
+    from tests.imagej_java import imagej_rois
+
+    checked = 0
+    for n, labels in enumerate((hard_cases_2d(), nuclei, hard_cases_3d())):
+        roi_set = extract_rois(labels, shape="point")
+        found = imagej_rois(imagej.write(tmp_path / f"p{n}.roi.zip", roi_set))
+        assert len(found) == len(roi_set.rois)
+        for roi, row in zip(found.values(), roi_set.features.itertuples(), strict=True):
+            assert roi.type == 10  # Roi.POINT
+            # pixel k spans [k - 0.5, k + 0.5) around its centre k: floor(c + 0.5)
+            x, y = (math.floor(c + 0.5) for c in (row.centroid_x_px, row.centroid_y_px))
+            assert roi.pixels == {(x, y)}, (roi.name, row)
+            z = round(row.centroid_z_px) + 1 if labels.ndim == 3 else 0
+            assert (roi.z, roi.position, roi.c, roi.t) == (z, 0, 0, 0)
+            checked += 1
+    assert checked == 7 + 168 + 7
+
+
+def _drawn_ellipses():
+    """Six ellipses drawn by pixel centres: axis-aligned (ImageJ OVALs) and rotated."""
+    from skimage.draw import ellipse
+
+    labels = np.zeros((200, 300), np.uint16)
+    drawn = [(40, 50, 20, 35, 0), (40, 150, 12, 30, 30), (40, 240, 25, 25, 0)]
+    drawn += [(130, 60, 30, 50, 60), (130, 170, 8, 20, -45), (150, 250, 20, 40, 90)]
+    for label, (row, col, r_radius, c_radius, degrees) in enumerate(drawn, start=1):
+        rr, cc = ellipse(row, col, r_radius, c_radius, rotation=np.deg2rad(degrees))
+        labels[rr, cc] = label
+    return labels
+
+
+def _centre_raster(ellipse, shape):
+    """The pixels whose centres lie inside `ellipse`, and its perimeter (Ramanujan)."""
+    (cx, cy), a, b, angle = scaled_ellipse(ellipse, np.ones(2))
+    y, x = np.mgrid[: shape[0], : shape[1]] + 0.5
+    u = (x - cx) * math.cos(angle) + (y - cy) * math.sin(angle)
+    v = (y - cy) * math.cos(angle) - (x - cx) * math.sin(angle)
+    perimeter = math.pi * (3 * (a + b) - math.sqrt((3 * a + b) * (a + 3 * b)))
+    return (u / a) ** 2 + (v / b) ** 2 < 1, perimeter
+
+
+def _iou(a, b):
+    return (a & b).sum() / (a | b).sum()
+
+
+def test_real_imagej_fills_ellipses_like_the_ellipse_by_pixel_centres(tmp_path, nuclei):
+    from tests.imagej_java import imagej_rois
+
+    pad = 40  # ellipses of objects on the border reach outside the image
+    for n, labels in enumerate((_drawn_ellipses(), nuclei, hard_cases_2d())):
+        roi_set = extract_rois(labels, shape="ellipse")
+        found = imagej_rois(imagej.write(tmp_path / f"e{n}.roi.zip", roi_set))
+        shape = tuple(s + 2 * pad for s in labels.shape)
+        for roi, original in zip(found.values(), roi_set.rois, strict=True):
+            (ellipse,) = original.shapes
+            moved = replace(ellipse, center=tuple(c + pad for c in ellipse.center))
+            ours, perimeter = _centre_raster(moved, shape)
+            theirs = _mask_of(np.array(sorted(roi.pixels)).reshape(-1, 2) + pad, shape)
+            differ = int((ours ^ theirs).sum())
+            if roi.type == 1:  # OVAL: ImageJ fills the oval of the integer bounds
+                # (Roi.getMask ignores the sub-pixel rectangle): shifted by up to
+                # 0.5 px in x and y, the difference is at most the perimeter
+                assert differ <= perimeter, (roi.name, differ, perimeter)
+            else:  # EllipseRoi: ImageJ fills its polygon on the ellipse, from x1..y2, ratio
+                assert roi.type == 3  # FREEHAND (subtype ELLIPSE)
+                assert differ <= 2 + 0.05 * perimeter, (roi.name, differ, perimeter)
+            if n == 0:  # a drawn ellipse is its own moment ellipse: they differ in a
+                # band of about one pixel along the outline
+                obj = np.pad(labels == original.label, pad)
+                assert _iou(theirs, obj) >= 1 - perimeter / obj.sum(), roi.name
+
+
+def test_real_imagej_reads_3d_rois_on_their_plane(tmp_path):
+    from tests.imagej_java import imagej_rois
+
+    labels = hard_cases_3d()
+    for kind in ("polygon", "mask"):
+        path = imagej.write(tmp_path / f"{kind}.roi.zip", extract_rois(labels, shape=kind))
+        found = imagej_rois(path)
+        for entry, roi in found.items():
+            plane = int(entry.rsplit("-z", 1)[1])
+            # a hyperstack position: z set, the stack position 0, on every channel and frame
+            assert (roi.z, roi.position, roi.c, roi.t) == (plane + 1, 0, 0, 0), entry
+            assert roi.properties["z"] == str(plane)
+        planes = sorted(int(e.rsplit("-z", 1)[1]) for e in found)
+        assert len(planes) == 3 * 7 - 1  # label 9 is absent from the middle plane
+        np.testing.assert_array_equal(_planes_of(found, labels.shape[1:], 3), labels)
+    for kind in ("ellipse", "point"):
+        roi_set = extract_rois(labels, shape=kind)
+        expected = [r.z_position for r in imagej.imagej_rois(roi_set)]
+        found = imagej_rois(imagej.write(tmp_path / f"{kind}.roi.zip", roi_set))
+        assert [r.z for r in found.values()] == expected
+        assert {r.position for r in found.values()} == {0}
+
+
+def test_real_imagej_decodes_names_and_properties_of_labels_above_9999(tmp_path):
+    from tests.imagej_java import imagej_rois
+
+    big = [10_000, 65_535, 65_536, 99_999, 1_000_000, 2**31 - 1, 2**31, 2**32 - 1]
+    labels = np.zeros((2, 20, 50), np.uint32)
+    for n, label in enumerate(big):
+        labels[n % 2, 2 + 2 * n : 4 + 2 * n, 3 + 5 * n : 7 + 5 * n] = label
+    labels[1, 18, 49] = 7  # a small label beside them: names padded to ten digits
+    roi_set = extract_rois(labels)
+    path = imagej.write(tmp_path / "big.roi.zip", roi_set, context={"label_name": "nuclei"})
+    found = imagej_rois(path)
+    features = roi_set.features.set_index("label")
+    assert len(found) == len(big) + 1
+    for entry, roi in found.items():
+        label = int(roi.properties["label"])
+        assert roi.name == entry == f"label-{label:010d}-z{roi.z - 1:02d}"
+        assert roi.properties["label_name"] == "nuclei"
+        for column in ("area_px", "centroid_x_px", "centroid_y_px", "bbox_len_y_px"):
+            assert float(roi.properties[column]) == features.loc[label, column], column
+    np.testing.assert_array_equal(_planes_of(found, labels.shape[1:], 2), labels)
