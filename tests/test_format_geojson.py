@@ -12,6 +12,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 import pytest
+import shapely.geometry as shapely_geometry
 
 from fractal_roi_tasks.errors import InvalidInputError
 from fractal_roi_tasks.formats import geojson, get_format
@@ -353,7 +354,6 @@ def test_non_finite_coordinates_are_refused():
 
 @pytest.mark.parametrize("case", ["2d", "3d"])
 def test_features_of_the_hard_cases_are_valid_simple_features(tmp_path, case):
-    shapely_geometry = pytest.importorskip("shapely.geometry")  # in the test extra
     labels = hard_cases_2d() if case == "2d" else hard_cases_3d()
     features = _roundtrip(tmp_path, extract_rois(labels))
     invalid = [
@@ -365,3 +365,44 @@ def test_features_of_the_hard_cases_are_valid_simple_features(tmp_path, case):
     else:
         rebuilt = _rebuild(features, labels.shape[1:], planes=labels.shape[0])
     np.testing.assert_array_equal(rebuilt, labels)
+
+
+def test_holes_touching_the_outline_around_a_cycle_become_valid_parts(tmp_path):
+    # A square cut along its diagonal by background pixels meeting only at
+    # corners: one 8-connected object, two 4-connected halves. Written as one
+    # polygon its holes touch the outline at both ends ("Interior is
+    # disconnected"); the valid form is a MultiPolygon of the two halves.
+    labels = np.ones((7, 7), np.uint8)
+    for i in range(7):
+        labels[i, i] = 0
+    labels = np.pad(labels, 1)
+    (feature,) = _roundtrip(tmp_path, extract_rois(labels))
+    geometry = shapely_geometry.shape(feature["geometry"])
+    assert geometry.is_valid
+    assert feature["geometry"]["type"] == "MultiPolygon" and len(geometry.geoms) == 2
+    np.testing.assert_array_equal(_rebuild([feature], labels.shape), labels)
+
+
+def test_ten_thousand_noisy_objects_are_valid_and_fill_back(tmp_path):
+    # Thresholded smoothed noise: objects with holes, pinches and holes that
+    # touch their outline, as a noisy segmentation gives them.
+    from scipy import ndimage as ndi
+    from skimage.measure import label
+
+    noise = ndi.gaussian_filter(np.random.default_rng(0).random((2048, 3072)), 2)
+    labels = label(noise > np.quantile(noise, 0.55), connectivity=2).astype(np.uint32)
+    roi_set = extract_rois(labels)
+    assert len(roi_set.rois) >= 10_000
+    features = geojson.from_bytes(geojson.to_bytes(roi_set))["features"]
+    invalid = [_label(f) for f in features if not shapely_geometry.shape(f["geometry"]).is_valid]
+    assert invalid == []
+    # Fill back every object in its own box (a whole-image fill per object is slow).
+    boxes = roi_set.features.set_index("label")
+    for feature in features:
+        lab = _label(feature)
+        y0, x0 = int(boxes.at[lab, "bbox_y_px"]), int(boxes.at[lab, "bbox_x_px"])
+        h, w = int(boxes.at[lab, "bbox_len_y_px"]), int(boxes.at[lab, "bbox_len_x_px"])
+        rings = [ring - (x0, y0) for ring in geojson.feature_rings(feature)]
+        np.testing.assert_array_equal(
+            fill_even_odd(rings, (h, w)), labels[y0 : y0 + h, x0 : x0 + w] == lab
+        )
