@@ -142,7 +142,7 @@ def registration_panels(urls: list[str], data: FigureData) -> None:
         siblings = sorted(
             p for p in Path(url).parent.iterdir()
             if p.is_dir() and not p.name.endswith("_registered") and not p.name.startswith(".")
-            and (p / "zarr.json").exists() or (p / ".zattrs").exists()
+            and ((p / "zarr.json").exists() or (p / ".zattrs").exists())
         )
         reference = siblings[0] if siblings else None
         if reference is None or reference == source or not source.exists():
@@ -256,6 +256,8 @@ def _place_tiles(source_array, read_from, boxes, window, pixel, *, labels=False)
     out = np.zeros((y1w - y0w, x1w - x0w), np.uint32 if labels else float)
     parity = np.zeros(out.shape, np.uint8)
     offset = 0
+    grid_rows = _grid_index([box[0] for box in boxes], read_from["len_y_micrometer"] / pixel)
+    grid_cols = _grid_index([box[1] for box in boxes], read_from["len_x_micrometer"] / pixel)
     for index, ((_, row), box) in enumerate(zip(read_from.iterrows(), boxes)):
         ty, tx = int(round(box[0])), int(round(box[1]))
         sy, sx = int(round(row["y_micrometer"] / pixel)), int(round(row["x_micrometer"] / pixel))
@@ -270,8 +272,20 @@ def _place_tiles(source_array, read_from, boxes, window, pixel, *, labels=False)
             tile = np.where(tile != 0, tile.astype(np.uint64) + offset, 0)
             offset += int(tile.max()) + 1
         out[ya - y0w : yb - y0w, xa - x0w : xb - x0w] = tile
-        parity[ya - y0w : yb - y0w, xa - x0w : xb - x0w] = index % 2
+        # A checkerboard by grid position: every pair of neighbours differs.
+        parity[ya - y0w : yb - y0w, xa - x0w : xb - x0w] = (grid_rows[index] + grid_cols[index]) % 2
     return out, parity
+
+
+def _grid_index(starts, lengths) -> list[int]:
+    """Row (or column) of each tile in the grid: starts within half a tile of a row's first share it."""
+    lengths = np.asarray(lengths, float)
+    index, current, first = [0] * len(starts), -1, None
+    for i in np.argsort(starts, kind="stable").tolist():
+        if first is None or starts[i] - first > lengths[i] / 2:
+            current, first = current + 1, starts[i]
+        index[i] = current
+    return index
 
 
 def gather(*images_or_plates: str) -> FigureData:
