@@ -46,6 +46,8 @@ TASK_LIST = [
     ParallelTask(
         name="Segment to ROIs",
         executable="tasks/segment_to_rois.py",
+        # Label images: 462 MiB peak at 4096^2 (read whole), 404 MiB at 8192^2 (block by
+        # block); kept high because segmentation and skeleton modes still read whole images.
         meta={"cpus_per_task": 1, "mem": 8000},
         category="Measurement",
         modality="HCS",
