@@ -266,13 +266,15 @@ def test_ellipses_round_trip_as_ovals_or_ellipse_rois(tmp_path, nuclei, scale):
             assert len(d) == ELLIPSE_VERTICES
 
 
-def test_axis_aligned_ellipses_are_ovals(tmp_path):
+def test_axis_aligned_ellipses_are_ellipse_rois_too(tmp_path):
+    # Not OVALs: ImageJ fills an oval from its whole-pixel bounds (seen in real
+    # ImageJ, test_real_imagej_fills_ellipses_like_the_ellipse_by_pixel_centres).
     labels = np.zeros((20, 30), np.uint8)
     labels[2:5, 3:12] = 1  # 3 x 9: major axis along x
     labels[8:18, 20:24] = 2  # 10 x 4: major axis along y
     roi_set = extract_rois(labels, shape="ellipse")
     rois = _roundtrip(tmp_path, roi_set)
-    assert [r.roitype for r in rois] == [ROI_TYPE.OVAL, ROI_TYPE.OVAL]
+    assert [(r.roitype, r.subtype) for r in rois] == [(ROI_TYPE.FREEHAND, ROI_SUBTYPE.ELLIPSE)] * 2
     for roi, original in zip(rois, roi_set.rois):
         (ellipse,) = original.shapes
         centre, cov = _ellipse_from_imagej(roi)
@@ -491,7 +493,7 @@ def test_real_imagej_puts_each_point_on_the_pixel_holding_the_centroid(tmp_path,
 
 
 def _drawn_ellipses():
-    """Six ellipses drawn by pixel centres: axis-aligned (ImageJ OVALs) and rotated."""
+    """Six ellipses drawn by pixel centres: axis-aligned and rotated."""
     from skimage.draw import ellipse
 
     labels = np.zeros((200, 300), np.uint16)
@@ -531,13 +533,9 @@ def test_real_imagej_fills_ellipses_like_the_ellipse_by_pixel_centres(tmp_path, 
             ours, perimeter = _centre_raster(moved, shape)
             theirs = _mask_of(np.array(sorted(roi.pixels)).reshape(-1, 2) + pad, shape)
             differ = int((ours ^ theirs).sum())
-            if roi.type == 1:  # OVAL: ImageJ fills the oval of the integer bounds
-                # (Roi.getMask ignores the sub-pixel rectangle): shifted by up to
-                # 0.5 px in x and y, the difference is at most the perimeter
-                assert differ <= perimeter, (roi.name, differ, perimeter)
-            else:  # EllipseRoi: ImageJ fills its polygon on the ellipse, from x1..y2, ratio
-                assert roi.type == 3  # FREEHAND (subtype ELLIPSE)
-                assert differ <= 2 + 0.05 * perimeter, (roi.name, differ, perimeter)
+            # EllipseRoi: ImageJ fills its polygon on the ellipse, from x1..y2, ratio
+            assert roi.type == 3  # FREEHAND (subtype ELLIPSE), axis-aligned ones too
+            assert differ <= 2 + 0.05 * perimeter, (roi.name, differ, perimeter)
             if n == 0:  # a drawn ellipse is its own moment ellipse: they differ in a
                 # band of about one pixel along the outline
                 obj = np.pad(labels == original.label, pad)

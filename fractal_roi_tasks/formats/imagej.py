@@ -14,8 +14,7 @@ several pieces     MOVETO/LINETO/CLOSE segments); ImageJ builds it as an
                    out right
 Mask               the mask's exact outline, traced with `extract_rois`, then
                    as Polygon (ImageJ has no mask ROI)
-Ellipse            axis-aligned: OVAL with a sub-pixel bounding rectangle;
-                   rotated: ImageJ's EllipseRoi (FREEHAND, subtype ELLIPSE,
+Ellipse            ImageJ's EllipseRoi (FREEHAND, subtype ELLIPSE,
                    major-axis end points x1, y1, x2, y2 and the aspect ratio
                    minor/major as a float at header bytes 52-55), with its
                    72-vertex polygon stored too for other readers
@@ -78,7 +77,6 @@ from fractal_roi_tasks.formats.context import channel_of, name_widths, scale_of
 from fractal_roi_tasks.formats.coordinates import (
     ellipse_vertices,
     full_resolution_plane,
-    is_axis_aligned,
     polyline_runs,
     scaled_ellipse,
     to_corner_based,
@@ -282,21 +280,8 @@ def _composite_roi(rings: list[np.ndarray]):
 def _ellipse_roi(ellipse: Ellipse, scale: np.ndarray):
     center, a, b, angle = scaled_ellipse(ellipse, scale)
     cx, cy = center
-    if is_axis_aligned(a, b, angle):
-        hx = math.hypot(a * math.cos(angle), b * math.sin(angle))
-        hy = math.hypot(a * math.sin(angle), b * math.cos(angle))
-        return ImagejRoi(
-            roitype=ROI_TYPE.OVAL,
-            options=ROI_OPTIONS.SUB_PIXEL_RESOLUTION,
-            xd=cx - hx,
-            yd=cy - hy,
-            widthd=2 * hx,
-            heightd=2 * hy,
-            left=math.floor(cx - hx),
-            top=math.floor(cy - hy),
-            right=math.ceil(cx + hx),
-            bottom=math.ceil(cy + hy),
-        )
+    # Always ImageJ's EllipseRoi, even when axis-aligned: ImageJ fills an OVAL
+    # from its whole-pixel bounds, up to half a pixel off the ellipse.
     ij = ImagejRoi.frompoints(ellipse_vertices(center, a, b, angle))
     ij.roitype = ROI_TYPE.FREEHAND
     ij.subtype = ROI_SUBTYPE.ELLIPSE
