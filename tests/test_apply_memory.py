@@ -1,7 +1,7 @@
 """Apply Registration to Image on an image several times larger than its memory bound.
 
 The task runs in a child process as a Fractal server runs it; its peak RSS
-(from the kernel, `os.wait4`) on the large image, minus that on a small one
+(the kernel's high-water mark of its address space) on the large image, minus that on a small one
 (the libraries it loads: ngio, zarr, dask, ~250 MiB, which the task module
 imports only when it runs), must stay well below the size of one channel. The image is
 written chunk band by chunk band from a formula, so the expected output is

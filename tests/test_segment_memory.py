@@ -3,7 +3,6 @@
 import ngio
 import numpy as np
 import pandas as pd
-import pytest
 
 from fractal_roi_tasks.rois import extract_rois
 from tests.peak_rss import baseline_rss_mib, run_task
@@ -27,8 +26,6 @@ def _tile(r0, c0, n):
     return labels
 
 
-# tests/peak_rss.py reaps its child with os.wait4, so Popen.__del__ thinks it still runs.
-@pytest.mark.filterwarnings("ignore:Exception ignored in.*Popen:pytest.PytestUnraisableExceptionWarning")
 def test_blockwise_task_bounded_and_exact(tmp_path):
     url = str(tmp_path / "big.zarr")
     ome_zarr = ngio.create_empty_ome_zarr(
