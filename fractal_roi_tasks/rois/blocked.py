@@ -99,7 +99,7 @@ def extract_rois_blocked(
         measured.append(_merge_moments([plane_moments(r) for r in rings_z], dtype))
         traced.append(rings_z if shape == "polygon" else [])
 
-    geometry = _ex._combine_planes(measured, ndim)
+    geometry = _ex.combine_planes(measured, ndim)
     keep = geometry["area_px"] >= min_area_px
     n_too_small = int((~keep).sum())
     geometry = {key: value[keep] for key, value in geometry.items()}
@@ -110,17 +110,17 @@ def extract_rois_blocked(
         shapes_of: dict = {}
         for z, rings_z in enumerate(traced):
             for rings in rings_z:
-                for lab, polys in _ex._polygons_by_label(rings, None if ndim == 2 else z, wanted):
+                for lab, polys in _ex.polygons_by_label(rings, None if ndim == 2 else z, wanted):
                     shapes_of.setdefault(lab, []).extend(polys)
     elif shape == "mask":
         shapes_of = _masks(read_block, geometry, ndim, n_planes, blocks)
     else:
-        shapes_of = _ex._build_shapes(shape, np.zeros((0,) * ndim), labels, None, measured, geometry)
+        shapes_of = _ex.build_shapes(shape, np.zeros((0,) * ndim), labels, None, measured, geometry)
     rois = tuple(
         ObjectRoi(label=lab, name=str(lab), shapes=tuple(shapes_of.get(lab, ())))
         for lab in labels.tolist()
     )
-    features = _ex._features_table(geometry, spacing_arr, ndim)
+    features = _ex.features_table(geometry, spacing_arr, ndim)
     if read_intensity is not None:
         _intensity(features, read_block, read_intensity, labels, n_planes, blocks)
     logger.debug("extracted %d %s ROIs blockwise (%d blocks per plane)", len(rois), shape, len(blocks))

@@ -86,18 +86,18 @@ def extract_rois(
     planes = [label_image] if ndim == 2 else list(label_image)
     traced = [trace_rings(plane) for plane in planes]
     measured = [plane_moments(rings) for rings in traced]
-    geometry = _combine_planes(measured, ndim)
+    geometry = combine_planes(measured, ndim)
     keep = geometry["area_px"] >= min_area_px
     n_too_small = int((~keep).sum())
     geometry = {key: value[keep] for key, value in geometry.items()}
     labels = geometry["label"]
 
-    shapes_of = _build_shapes(shape, label_image, labels, traced, measured, geometry)
+    shapes_of = build_shapes(shape, label_image, labels, traced, measured, geometry)
     rois = tuple(
         ObjectRoi(label=lab, name=str(lab), shapes=tuple(shapes_of.get(lab, ())))
         for lab in labels.tolist()
     )
-    features = _features_table(geometry, spacing_arr, ndim)
+    features = features_table(geometry, spacing_arr, ndim)
     if intensity_image is not None:
         _add_intensity(features, label_image, np.asarray(intensity_image), labels)
     logger.debug("extracted %d %s ROIs (%d too small)", len(rois), shape, n_too_small)
@@ -133,7 +133,7 @@ def _check_inputs(label_image, shape, min_area_px, intensity_image) -> None:
         )
 
 
-def _combine_planes(measured: list[PlaneMoments], ndim: int) -> dict[str, np.ndarray]:
+def combine_planes(measured: list[PlaneMoments], ndim: int) -> dict[str, np.ndarray]:
     """Per-object geometry over all planes, as columns in pixel units."""
     if ndim == 2:
         m = measured[0]
@@ -170,14 +170,14 @@ def _combine_planes(measured: list[PlaneMoments], ndim: int) -> dict[str, np.nda
     }
 
 
-def _build_shapes(kind, label_image, labels, traced, measured, geometry):
+def build_shapes(kind, label_image, labels, traced, measured, geometry):
     """{label: [shapes]} for the kept labels."""
     wanted = set(labels.tolist())
     shapes: dict[int, list[Shape]] = {}
     z_of = (lambda z: None) if label_image.ndim == 2 else int
     if kind == "polygon":
         for z, rings in enumerate(traced):
-            for lab, polys in _polygons_by_label(rings, z_of(z), wanted):
+            for lab, polys in polygons_by_label(rings, z_of(z), wanted):
                 shapes.setdefault(lab, []).extend(polys)
     elif kind == "ellipse":
         for z, m in enumerate(measured):
@@ -202,7 +202,7 @@ def _build_shapes(kind, label_image, labels, traced, measured, geometry):
     return shapes
 
 
-def _polygons_by_label(rings: Rings, z, wanted):
+def polygons_by_label(rings: Rings, z, wanted):
     """Yield (label, [Polygon]) for every wanted label of one plane."""
     if len(rings) == 0:
         return
@@ -246,7 +246,7 @@ def _pixel_left_of_first_edge(ring: np.ndarray) -> np.ndarray:
     return ring[0] + step / 2 + left / 2
 
 
-def _features_table(geometry, spacing, ndim) -> pd.DataFrame:
+def features_table(geometry, spacing, ndim) -> pd.DataFrame:
     axes = ("y", "x") if ndim == 2 else ("z", "y", "x")
     start = geometry["bbox_start"]
     length = geometry["bbox_stop"] - start
