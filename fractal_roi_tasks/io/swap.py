@@ -14,6 +14,11 @@ steps, each of which a re-run can recognise and finish without a journal:
    trash. Recovery rule: `target` missing and (4) present means "finish the
    swap" if (2) is there, else "put (4) back".
 
+`plan_output` and `build_once` are the whole cycle for a task that writes a
+new version of an image (Apply Registration, Stitch and Deduplicate): recover,
+name the output, then build, mark complete and publish only if the output does
+not already hold what the task would write.
+
 A test-only hook: with ``FRACTAL_ROI_TASKS_CRASH_AT=<point>`` in the
 environment the process exits at once (``os._exit``) when it reaches
 `crash_point(<point>)`, to test recovery from a kill at every step.
@@ -27,8 +32,11 @@ import json
 import logging
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from fractal_roi_tasks.errors import AlreadyExistsError
 
 logger = logging.getLogger(__name__)
 
@@ -143,6 +151,84 @@ def publish(staging: Staging) -> None:
     _fsync_dir(staging.target.parent)
     crash_point("trashed")
     shutil.rmtree(staging.trash)
+
+
+@dataclass(frozen=True)
+class Output:
+    """Where a task writes the new version of the image `source`."""
+
+    source: Path
+    target: Path
+    """`source` itself (the task replaces it) or a new image beside it."""
+    staging: Staging
+
+    @property
+    def in_place(self) -> bool:
+        return self.target == self.source
+
+
+def plan_output(zarr_url: str, *, new_name: str, overwrite_input: bool) -> Output:
+    """Name the output of a task on `zarr_url` and recover what a kill left there.
+
+    `new_name` is the template of the output's name beside the input
+    (``"{image}_registered"``), used unless `overwrite_input`.
+    """
+    source = Path(os.path.abspath(zarr_url.rstrip("/")))
+    target = source if overwrite_input else source.with_name(new_name.format(image=source.name))
+    recover(Staging.of(source))  # a kill in a two-rename swap can leave the input missing
+    staging = Staging.of(target)
+    recover(staging)
+    return Output(source=source, target=target, staging=staging)
+
+
+def build_once(
+    output: Output,
+    wanted: dict,
+    build: Callable[[Path], dict],
+    *,
+    source_key: str,
+    task: str,
+) -> bool:
+    """Build, mark complete and publish `output`, unless it already holds `wanted`.
+
+    `wanted` is what the output's marker records about its input; its entry
+    `source_key` is the input's fingerprint. An image built in place becomes
+    its own input, so there the marker's ``"output"`` entry (the fingerprint of
+    what the build wrote) is compared with it instead. `build(path)` writes the
+    new image at `path` and returns the entries to add to the marker (at least
+    ``"output"``). A complete build left by a killed run is published without
+    building again when it was built from the same input.
+
+    Returns:
+        False when the output already held `wanted` (nothing was written).
+
+    Raises:
+        AlreadyExistsError: `output.target` is a new name but something this
+            package did not write is there.
+    """
+    staging = output.staging
+    marker = read_marker(output.target)
+    if not output.in_place and output.target.exists() and marker is None:
+        raise AlreadyExistsError(
+            f"{output.target} exists and was not written by {task}; move it away or set "
+            "overwrite_input."
+        )
+    if marker is not None and _holds(marker, wanted, source_key, in_place=output.in_place):
+        discard_complete(staging)
+        return False
+    complete = read_marker(staging.complete) if staging.complete.exists() else None
+    if complete is None or any(complete.get(key) != value for key, value in wanted.items()):
+        entries = build(start_building(staging))
+        mark_complete(staging, {**wanted, **entries})
+    publish(staging)
+    return True
+
+
+def _holds(marker: dict, wanted: dict, source_key: str, *, in_place: bool) -> bool:
+    """Whether an image with `marker` is what a build from `wanted` would write."""
+    if any(marker.get(key) != value for key, value in wanted.items() if key != source_key):
+        return False
+    return marker.get("output" if in_place else source_key) == wanted[source_key]
 
 
 def read_marker(directory: str | os.PathLike[str]) -> dict | None:
