@@ -17,7 +17,14 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from fractal_roi_tasks.names import FEATURE_TABLE, ROI_EXPORT_DIR
+from fractal_roi_tasks.names import (
+    FEATURE_TABLE,
+    FOV_ROI_TABLE,
+    QUALITY_COLUMN,
+    REGISTERED_TABLE,
+    ROI_EXPORT_DIR,
+    TRANSLATION_COLUMN,
+)
 from fractal_roi_tasks.runner import TaskSpec, list_tasks
 from fractal_roi_tasks.sample_data import NUCLEI_LABEL, SamplePlate, make_plate, random_shifts
 from fractal_roi_tasks.sample_tiles import TileGrid
@@ -85,7 +92,7 @@ DEMO_ARGS: dict[str, list[dict]] = {
     "Calculate Registration (image-based)": [{"channel": {"label": "DAPI"}}],
     "Find Registration Consensus": [{}],
     "Apply Registration to Image": [
-        {"registered_roi_table": "FOV_ROI_table_registered", "overwrite_input": False}
+        {"registered_roi_table": REGISTERED_TABLE.format(roi_table=FOV_ROI_TABLE), "overwrite_input": False}
     ],
     STITCH_TASK: [{"channel": {"label": "DAPI"}}],
     "Segment to ROIs": [
@@ -280,13 +287,13 @@ def summarize_registration(plate: SamplePlate) -> list[RegistrationSummary]:
         if image.acquisition == 0:
             continue
         container = ngio.open_ome_zarr_container(image.zarr_url, mode="r")
-        frame = container.get_roi_table("FOV_ROI_table").dataframe
-        if "translation_x" not in frame:
+        frame = container.get_roi_table(FOV_ROI_TABLE).dataframe
+        if TRANSLATION_COLUMN.format(axis="x") not in frame:
             continue
         errors, shifts = [], []
         for fov, row in frame.iterrows():
             truth = plate.truth[(image.well, image.acquisition, fov)]
-            measured = [row[f"translation_{axis}"] for axis in "yx"]
+            measured = [row[TRANSLATION_COLUMN.format(axis=axis)] for axis in "yx"]
             errors += [abs(m - t) / plate.pixel_size_um for m, t in zip(measured, truth.translation_um[1:])]
             shifts += [abs(t) for t in truth.translation_px[1:]]
         rows.append(
@@ -296,7 +303,7 @@ def summarize_registration(plate: SamplePlate) -> list[RegistrationSummary]:
                 n_rois=len(frame),
                 largest_shift_px=max(shifts),
                 max_error_px=max(errors),
-                median_quality=float(frame["registration_quality"].median()),
+                median_quality=float(frame[QUALITY_COLUMN].median()),
             )
         )
     return rows
@@ -336,7 +343,7 @@ def summarize_stitching(tiles: DemoTiles) -> StitchSummary | None:
     if not Path(url).exists():
         return None
     container = ngio.open_ome_zarr_container(url, mode="r")
-    frame = container.get_roi_table("FOV_ROI_table").dataframe
+    frame = container.get_roi_table(FOV_ROI_TABLE).dataframe
     pixel = float(container.get_image().pixel_size.x)
     grid = tiles.grid
     correction = frame[list(STITCH_CORRECTION_COLUMNS)].to_numpy(float) / pixel

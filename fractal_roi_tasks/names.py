@@ -70,8 +70,16 @@ def check_name(value: str, *, what: str) -> str:
     return value
 
 
+# ROI tables (ngio's columns, micrometers): where each ROI starts, how long it
+# is, and where the stage was (a converter's `*_original`). Use with
+# `.format(axis="y")`.
+ROI_START_COLUMN = "{axis}_micrometer"
+ROI_LENGTH_COLUMN = "len_{axis}_micrometer"
+STAGE_COLUMN = "{axis}_micrometer_original"
+
 # Registration: fractal-tasks-core's columns and naming, plus ours.
-TRANSLATION_COLUMNS = ("translation_z", "translation_y", "translation_x")
+TRANSLATION_COLUMN = "translation_{axis}"
+TRANSLATION_COLUMNS = tuple(TRANSLATION_COLUMN.format(axis=a) for a in "zyx")
 QUALITY_COLUMN = "registration_quality"
 FALLBACK_COLUMN = "registration_fallback"
 REFERENCE_COLUMNS = ("z_micrometer_reference", "y_micrometer_reference", "x_micrometer_reference")

@@ -14,7 +14,14 @@ from pathlib import Path
 import numpy as np
 
 from fractal_roi_tasks.figures import panels
-from fractal_roi_tasks.names import FEATURE_TABLE, STITCHED_IMAGE
+from fractal_roi_tasks.errors import FractalRoiTasksError
+from fractal_roi_tasks.names import (
+    FEATURE_TABLE,
+    FOV_ROI_TABLE,
+    ROI_LENGTH_COLUMN,
+    ROI_START_COLUMN,
+    STITCHED_IMAGE,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -80,20 +87,41 @@ def _image_urls(image_or_plate: str) -> list[str]:
 
 
 def _is_image(path: Path) -> bool:
+    import ngio
+
     try:
         _open(path).get_image()
-    except Exception:  # noqa: BLE001 - not an image: a plate or a well
+    except ngio.NgioError:  # not an image: a plate or a well
         return False
     return True
+
+
+def _box_px(row, pixel_um: float) -> tuple[float, float, float, float]:
+    """(y0, x0, height, width) in pixels of one ROI table row."""
+    return tuple(
+        row[column.format(axis=axis)] / pixel_um
+        for column in (ROI_START_COLUMN, ROI_LENGTH_COLUMN)
+        for axis in "yx"
+    )
+
+
+def _reference_of(source: Path) -> Path | None:
+    """The first acquisition's image that `source` was registered against (well metadata)."""
+    from fractal_roi_tasks.io.wells import reference_of, well_url_of, wells_of
+
+    try:
+        well = wells_of([str(source)])[well_url_of(str(source))]
+        return Path(reference_of(str(source), well, min(well.by_acquisition)))
+    except FractalRoiTasksError:  # outside a plate, or no pairing reference
+        return None
 
 
 def _centre_crop(shape, size=CROP, container=None, pixel_um=None) -> dict:
     """A crop of `size` px centred in the first field of view (else in the image)."""
     cy, cx = shape["y"] / 2, shape["x"] / 2
-    if container is not None and "FOV_ROI_table" in container.list_tables():
-        row = container.get_roi_table("FOV_ROI_table").dataframe.iloc[0]
-        cy = (row["y_micrometer"] + row["len_y_micrometer"] / 2) / pixel_um
-        cx = (row["x_micrometer"] + row["len_x_micrometer"] / 2) / pixel_um
+    if container is not None and FOV_ROI_TABLE in container.list_tables():
+        y0, x0, h, w = _box_px(container.get_roi_table(FOV_ROI_TABLE).dataframe.iloc[0], pixel_um)
+        cy, cx = y0 + h / 2, x0 + w / 2
     y0 = int(np.clip(cy - size / 2, 0, max(0, shape["y"] - size)))
     x0 = int(np.clip(cx - size / 2, 0, max(0, shape["x"] - size)))
     return {"y": slice(y0, min(shape["y"], y0 + size)), "x": slice(x0, min(shape["x"], x0 + size))}
@@ -139,13 +167,8 @@ def registration_panels(urls: list[str], data: FigureData) -> None:
     registered = [u for u in urls if Path(u).name.endswith("_registered")]
     for url in registered:
         source = Path(url).with_name(Path(url).name.removesuffix("_registered"))
-        siblings = sorted(
-            p for p in Path(url).parent.iterdir()
-            if p.is_dir() and not p.name.endswith("_registered") and not p.name.startswith(".")
-            and ((p / "zarr.json").exists() or (p / ".zattrs").exists())
-        )
-        reference = siblings[0] if siblings else None
-        if reference is None or reference == source or not source.exists():
+        reference = _reference_of(source) if source.exists() else None
+        if reference is None or reference == source:
             continue
         ref_image, before_image, after_image = (
             _open(p).get_image() for p in (reference, source, url)
@@ -197,13 +220,12 @@ def stitching_panels(urls: list[str], data: FigureData) -> None:
     overview = _level_for(container)
     scale = float(full.pixel_size.x) / float(overview.pixel_size.x)
     mosaic = _plane(overview, overview.axes)
-    placed = container.get_roi_table("FOV_ROI_table").dataframe
-    read_from = source.get_roi_table("FOV_ROI_table").dataframe
+    placed = container.get_roi_table(FOV_ROI_TABLE).dataframe
+    read_from = source.get_roi_table(FOV_ROI_TABLE).dataframe
     pixel = float(full.pixel_size.x)
     boxes = []
-    for name, row in placed.iterrows():
-        y0, x0 = row["y_micrometer"] / pixel, row["x_micrometer"] / pixel
-        h, w = row["len_y_micrometer"] / pixel, row["len_x_micrometer"] / pixel
+    for _, row in placed.iterrows():
+        y0, x0, h, w = _box_px(row, pixel)
         boxes.append((y0, x0, y0 + h, x0 + w))
     coarse = [tuple(int(round(v * scale)) for v in box) for box in boxes]
     data.panels.append(Panel("stitch_mosaic", f"Stitched mosaic, {len(boxes)} tiles (red: tile borders)",
@@ -256,12 +278,12 @@ def _place_tiles(source_array, read_from, boxes, window, pixel, *, labels=False)
     out = np.zeros((y1w - y0w, x1w - x0w), np.uint32 if labels else float)
     parity = np.zeros(out.shape, np.uint8)
     offset = 0
-    grid_rows = _grid_index([box[0] for box in boxes], read_from["len_y_micrometer"] / pixel)
-    grid_cols = _grid_index([box[1] for box in boxes], read_from["len_x_micrometer"] / pixel)
+    lengths = {a: read_from[ROI_LENGTH_COLUMN.format(axis=a)] / pixel for a in "yx"}
+    grid_rows = _grid_index([box[0] for box in boxes], lengths["y"])
+    grid_cols = _grid_index([box[1] for box in boxes], lengths["x"])
     for index, ((_, row), box) in enumerate(zip(read_from.iterrows(), boxes)):
         ty, tx = int(round(box[0])), int(round(box[1]))
-        sy, sx = int(round(row["y_micrometer"] / pixel)), int(round(row["x_micrometer"] / pixel))
-        h, w = int(round(row["len_y_micrometer"] / pixel)), int(round(row["len_x_micrometer"] / pixel))
+        sy, sx, h, w = (int(round(v)) for v in _box_px(row, pixel))
         ya, yb = max(ty, y0w), min(ty + h, y1w)
         xa, xb = max(tx, x0w), min(tx + w, x1w)
         if ya >= yb or xa >= xb:
