@@ -40,25 +40,22 @@ def image_urls(url: str | os.PathLike[str]) -> list[str]:
     url = normalize_url(url)
     if not _is_remote(url) and not Path(url).exists():
         raise NotFoundError(f"No such OME-Zarr image or plate: {url!r} does not exist.")
-    try:
-        plate = ngio.open_ome_zarr_plate(url, mode="r")
-        paths = plate.images_paths(max_workers="auto")
-    except ngio.NgioFileNotFoundError as err:
-        raise NotFoundError(f"{url!r} is not a Zarr group (no OME-Zarr there).") from err
-    except ngio.NgioError:
-        pass
-    else:
+    def plate_paths():
+        return ngio.open_ome_zarr_plate(url, mode="r").images_paths(max_workers="auto")
+
+    def well_paths():
+        return ngio.open_ome_zarr_well(url, mode="r").paths()
+
+    for kind, list_paths in (("plate", plate_paths), ("well", well_paths)):
+        try:
+            paths = list_paths()
+        except ngio.NgioFileNotFoundError as err:
+            raise NotFoundError(f"{url!r} is not a Zarr group (no OME-Zarr there).") from err
+        except ngio.NgioError:
+            continue  # not a plate (well): try the next kind
         if not paths:
-            raise NotFoundError(f"The plate {url!r} has no images.")
+            raise NotFoundError(f"The {kind} {url!r} has no images.")
         return [f"{url}/{path}" for path in paths]
-    try:
-        well_paths = ngio.open_ome_zarr_well(url, mode="r").paths()
-    except ngio.NgioError:
-        pass
-    else:
-        if not well_paths:
-            raise NotFoundError(f"The well {url!r} has no images.")
-        return [f"{url}/{path}" for path in well_paths]
     try:
         ngio.open_ome_zarr_container(url, mode="r")
     except ngio.NgioError as err:
