@@ -277,10 +277,15 @@ def test_small_max_shift_skips_the_coarse_step():
     estimate = estimate_shift(reference, moving, max_shift_px=3)
     assert estimate.coarse_shift == (0.0, 0.0)
     assert error_px(estimate, (1.7, -2.2)).max() < 0.05
-    # A shift beyond max_shift_px is not found, and the result says so.
-    far = estimate_shift(*pair(4, (12.0, 0.0), seed=81), max_shift_px=3)
-    assert not far.reliable
-    assert "exceeds max_shift_px" in far.reason or far.quality < 0.3
+    # A shift beyond max_shift_px is not found, and the result says so,
+    # whatever the quality of the match found within the limit (with the
+    # quality's reason too when it is low).
+    for true_shift, seed in (((12.0, 0.0), 81), ((4.5, 0.0), 81), ((-20.0, 3.0), 82)):
+        far = estimate_shift(*pair(4, true_shift, seed=seed), max_shift_px=3)
+        assert not far.reliable
+        assert far.reason.startswith("shift (") and "exceeds max_shift_px (3.0, 3.0)" in far.reason
+        assert max(abs(v) for v in far.shift) > 3
+        assert ("below 0.3" in far.reason) == (far.quality < 0.3)
 
 
 @pytest.mark.parametrize("coarse_factor", [1, 2, 8])
@@ -325,9 +330,18 @@ def test_bad_inputs_are_rejected(reference, moving, options, message):
 
 
 def test_docstring_examples_run():
-    from fractal_roi_tasks.registration import consensus, correlation, shift
+    from fractal_roi_tasks.registration import (
+        coarse,
+        consensus,
+        correlation,
+        fine,
+        inputs,
+        shift,
+        windows,
+        z_shift,
+    )
 
-    for module in (shift, consensus, correlation):
+    for module in (shift, coarse, fine, windows, z_shift, inputs, consensus, correlation):
         result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
         assert result.failed == 0 and result.attempted > 0, module.__name__
 

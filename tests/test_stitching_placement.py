@@ -180,6 +180,8 @@ def test_measure_link_rejects_flat_and_unrelated_windows():
     noise = np.random.default_rng(1).normal(0.5, 0.1, window.second_shape)
     link = measure_link(window, first[window.first_box], noise, max_shift_px=6)
     assert not link.accepted and link.weight == 0.0 and link.reason
+    # Unrelated content: both tests that reject a link fail, not one by chance.
+    assert link.quality < 0.2 and link.uncertainty_px > 0.3
 
 
 def test_measure_link_names_what_is_wrong_with_its_input():
@@ -254,7 +256,7 @@ def test_eight_by_eight_grid_of_a_magnified_low_texture_image():
     stage = neighbour_errors(grid.grid, grid.stage_px, grid.positions_px)
     errors = neighbour_errors(grid.grid, placement.positions_px, grid.positions_px)
     assert rms(errors) <= 1.0 < rms(stage)
-    assert placement.fell_back.sum() <= 1
+    assert not placement.fell_back.any()
 
 
 def test_hundreds_of_small_tiles():

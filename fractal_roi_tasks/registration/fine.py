@@ -169,12 +169,15 @@ def finish(
     shift = tuple(
         float(np.round(-d * upsample_factor) / upsample_factor) + 0.0 for d in displacement
     )
-    reliable = quality >= min_quality
-    reason = "" if reliable else f"quality {quality:.2f} below {min_quality}"
-    beyond = [axis for axis, (s, m) in enumerate(zip(shift, max_shift)) if abs(s) > m + 1e-9]
-    if beyond and reliable:
-        reliable = False
-        reason = f"shift {shift} exceeds max_shift_px {tuple(max_shift)}"
+    reasons = []
+    # A shift beyond the limit is named first: it says why the quality is
+    # often low too (the true peak lies outside the searched range).
+    if any(abs(s) > m + 1e-9 for s, m in zip(shift, max_shift)):
+        reasons.append(f"shift {shift} exceeds max_shift_px {tuple(max_shift)}")
+    if quality < min_quality:
+        reasons.append(f"quality {quality:.2f} below {min_quality}")
+    reliable = not reasons
+    reason = "; ".join(reasons)
     logger.debug("shift %s, quality %.3f, %s", shift, quality, reason or "reliable")
     return ShiftEstimate(shift, quality, reliable, reason, coarse_shift)
 

@@ -19,11 +19,14 @@ class ShiftEstimate:
         quality: normalised cross-correlation of the overlapping parts after
             alignment (tapered and high-passed), in [-1, 1]; 0.0 when an
             image has no contrast.
-        reliable: ``quality >= min_quality`` and both images have contrast.
-            When False, use a fallback (e.g. the well's other FOVs).
+        reliable: ``quality >= min_quality``, both images have contrast and
+            the shift lies within ``max_shift_px``. When False, use a
+            fallback (e.g. the well's other FOVs).
         reason: empty when reliable, otherwise why not, e.g.
-            ``"no contrast in the moving image"`` or
-            ``"quality 0.05 below 0.3"``.
+            ``"no contrast in the moving image"``,
+            ``"quality 0.05 below 0.3"`` or ``"shift (-4.33, 0.19) exceeds
+            max_shift_px (3.0, 3.0)"`` (both, joined by ``"; "``, when both
+            apply).
         coarse_shift: the whole-pixel shift of the coarse step, same axes and
             sign as ``shift`` (useful to see how far the refinement moved).
     """

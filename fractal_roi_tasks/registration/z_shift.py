@@ -23,6 +23,9 @@ def keys_weights(position: float, planes: int) -> np.ndarray:
     """Cubic (Keys, a = -1/2) interpolation weights over ``planes`` at ``position``.
 
     Neighbours beyond the stack are clamped to its first/last plane.
+
+    >>> keys_weights(1.0, 4).tolist(), keys_weights(1.5, 4).tolist()
+    ([0.0, 1.0, 0.0, 0.0], [-0.0625, 0.5625, 0.5625, -0.0625])
     """
     base = math.floor(position)
     t = position - base

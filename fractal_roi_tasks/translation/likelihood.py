@@ -57,6 +57,11 @@ def expected_error(weighted: np.ndarray, spectral_band: Band, shift: Sequence[fl
     ``weighted`` is the cross-power spectrum times `ml_weight` (and the band
     weight); the Fisher information is minus the Hessian of its correlation
     at ``shift``. Returns inf where the peak is not a strict maximum.
+
+    >>> from fractal_roi_tasks.translation.spectra import band
+    >>> b = band((16, 16), (0.0, 0.0))
+    >>> expected_error(np.zeros(b.weight.shape, np.complex64), b, (0.0, 0.0))
+    inf
     """
     omega_y = 2 * np.pi * spectral_band.fy
     omega_x = 2 * np.pi * spectral_band.fx
