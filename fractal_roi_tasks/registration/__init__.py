@@ -9,6 +9,13 @@ the translations of all acquisitions of a ROI into whole-pixel boxes of the
 part every acquisition sees. All follow fractal-tasks-core's sign convention
 (a translation is the shift that registers an acquisition onto the
 reference) and work in pixels, axis order ((z,) y, x).
+
+Modules: `shift` (`estimate_shift` and the method), `coarse` (the coarse
+step), `windows` (where to cut the full-resolution windows), `fine` (the
+sub-pixel step, quality and reliability), `z_shift` (z in stacks),
+`inputs` (validation and intensity clipping), `shift_estimate` (the
+result), `consensus`. The measuring steps themselves are those of
+`fractal_roi_tasks.translation`, shared with stitching.
 """
 
 from fractal_roi_tasks.registration.consensus import RegisteredBox, consensus_boxes

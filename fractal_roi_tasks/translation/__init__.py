@@ -14,6 +14,7 @@ One implementation of each step, in the order a measurement runs them:
 - `refine`: the loop that moves the tapered window until it agrees with the
   estimate (Broyden's method on that fixed point).
 - `likelihood`: maximum-likelihood frequency weights and the expected error.
+- `boxes`: the pixels two windows share at a whole-pixel displacement.
 
 `fractal_roi_tasks.registration` (acquisitions of one field) and
 `fractal_roi_tasks.stitching.pairwise` (overlapping tiles) are built on
