@@ -19,7 +19,6 @@ from fractal_roi_tasks.translation.peak import (
     correlation_grid,
     grid_peak,
     newton_maximum,
-    newton_peak,
 )
 from fractal_roi_tasks.translation.spectra import (
     Band,
@@ -40,7 +39,6 @@ __all__ = [
     "fast_shape",
     "grid_peak",
     "newton_maximum",
-    "newton_peak",
     "plane_weights",
     "sorted_quantiles",
     "taper_1d",

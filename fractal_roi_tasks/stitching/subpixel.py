@@ -41,7 +41,7 @@ from fractal_roi_tasks.translation.likelihood import expected_error, ml_weight
 from fractal_roi_tasks.translation.peak import (
     correlation_grid,
     grid_peak,
-    newton_peak,
+    newton_maximum,
     normalised_correlation,
 )
 from fractal_roi_tasks.translation.refine import RefinementRule, follow_window
@@ -164,7 +164,7 @@ def subpixel_offset(
             placed["ml_weight"] = ml_weight(placed["reference"], moving, spectral_band, local_start)
             placed["ml_rounds"] += 1
         weighted = cross * placed["ml_weight"]
-        local = np.array(newton_peak(weighted, spectral_band, local_start))
+        local = np.array(newton_maximum(weighted, spectral_band, local_start)[:2])
         # first[u] = second[u - d] and moving = first[box + integer]: the
         # moving content sits d - integer further than the reference's.
         measured = np.array(integer) + local

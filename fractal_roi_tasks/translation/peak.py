@@ -48,21 +48,24 @@ def grid_peak(
     return float(ys[iy]), float(xs[ix])
 
 
-def newton_peak(
+def newton_maximum(
     cross: np.ndarray,
     spectral_band: Band,
     start: Sequence[float],
     *,
     max_steps: int = 8,
     tolerance: float = 1e-4,
-) -> tuple[float, float]:
-    """The sub-pixel maximum of ``c(s)`` nearest ``start``, by Newton's method.
+) -> tuple[float, float, float]:
+    """The sub-pixel maximum of ``c(s)`` nearest ``start`` and ``c`` there, by Newton's method.
 
     ``c`` and its exact first and second derivatives are sums over the band
     (one pass over ``cross`` per step, for all six of them); steps are
     limited to half a pixel so the search stays on the peak it started on,
     and where ``c`` is not concave the step goes uphill along the gradient
-    instead. See `newton_maximum` for the value there too.
+    instead. The value comes from the last evaluation and its derivatives
+    (second order over a last step of at most 0.02 px: within ~1e-4 of the
+    exact value, relative), or from one more evaluation after a longer last
+    step.
 
     Args:
         cross: band-cropped weighted cross-power spectrum (complex64).
@@ -72,32 +75,15 @@ def newton_peak(
         tolerance: stop when a step is smaller than this (pixels).
 
     Returns:
-        (dy, dx) the displacement of the maximum, in pixels.
+        ``(dy, dx, value)``: the displacement of the maximum, in pixels, and
+        ``c`` there.
 
     >>> from fractal_roi_tasks.translation.spectra import band
     >>> b = band((32, 32), (0.0, 0.0))
     >>> f = np.exp(-2j * np.pi * (b.fy[:, None] * 0.3 + b.fx[None, :] * -0.2))
     >>> cross = (f * np.exp(-(b.fy[:, None] ** 2 + b.fx[None, :] ** 2) * 20)).astype(np.complex64)
-    >>> [round(v, 4) for v in newton_peak(cross * b.weight, b, (0.0, 0.0))]
+    >>> [round(v, 4) for v in newton_maximum(cross * b.weight, b, (0.0, 0.0))[:2]]
     [0.3, -0.2]
-    """
-    y, x, _ = newton_maximum(cross, spectral_band, start, max_steps=max_steps, tolerance=tolerance)
-    return y, x
-
-
-def newton_maximum(
-    cross: np.ndarray,
-    spectral_band: Band,
-    start: Sequence[float],
-    *,
-    max_steps: int = 8,
-    tolerance: float = 1e-4,
-) -> tuple[float, float, float]:
-    """`newton_peak` and ``c`` at the peak: ``(dy, dx, value)``.
-
-    The value comes from the last evaluation and its derivatives (second
-    order over a last step of at most 0.02 px: within ~1e-4 of the exact
-    value, relative), or from one more evaluation after a longer last step.
     """
     (omega_y, omega_x), (phase_y, phase_x) = spectral_band.derivative_weights, spectral_band.phase_rates
 
