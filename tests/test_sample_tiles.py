@@ -6,8 +6,13 @@ import pytest
 from scipy import ndimage
 
 from fractal_roi_tasks.errors import InvalidInputError
-from fractal_roi_tasks.sample_data import load_cardiomyocyte_nuclei, load_source
-from fractal_roi_tasks.sample_tiles import converter_array, make_tiled_plate, tile_grid
+from fractal_roi_tasks.sample_data import (
+    converter_array,
+    load_cardiomyocyte_nuclei,
+    load_source,
+    make_tiled_plate,
+    tile_grid,
+)
 
 
 def test_tiles_are_the_mosaic_at_their_true_positions():

@@ -1,0 +1,120 @@
+"""Writing one sample image as OME-Zarr with ngio: channels, pyramid, label and ROI tables."""
+
+from __future__ import annotations
+
+import logging
+
+from fractal_roi_tasks.names import FOV_ROI_TABLE, WELL_ROI_TABLE
+from fractal_roi_tasks.sample_data.constants import (
+    CHANNELS,
+    FOV_SIZE_PX,
+    NUCLEI_LABEL,
+    PIXEL_SIZE_UM,
+    Z_SPACING_UM,
+)
+from fractal_roi_tasks.sample_data.content import FovLayout, SampleContent
+
+logger = logging.getLogger(__name__)
+
+# A plausible stage: a 96-well plate, well A01 centred at (y, x) below, wells
+# 9 mm apart. Only used to fill the `*_micrometer_original` columns.
+_WELL_PITCH_UM = 9000.0
+_A01_CENTRE_UM = (11240.0, 14380.0)
+
+
+def roi_tables(layout: FovLayout, *, stage_origin_um: tuple[float, float]) -> dict:
+    """The FOV and well ROI tables of a sample image, by name.
+
+    ROIs are in micrometers relative to the image origin and span all planes;
+    ``x/y_micrometer_original`` give the stage position of each ROI's top-left
+    corner, ``stage_origin_um`` being that of the image's.
+    """
+    import ngio
+
+    z_slice = (0.0, layout.z_planes * Z_SPACING_UM)
+    stage_y, stage_x = stage_origin_um
+
+    def roi(name: str, y_px: int, x_px: int, h_px: int, w_px: int) -> ngio.Roi:
+        y_um, x_um = y_px * PIXEL_SIZE_UM, x_px * PIXEL_SIZE_UM
+        return ngio.Roi.from_values(
+            name=name,
+            slices={
+                "x": (x_um, w_px * PIXEL_SIZE_UM),
+                "y": (y_um, h_px * PIXEL_SIZE_UM),
+                "z": z_slice,
+            },
+            x_micrometer_original=stage_x + x_um,
+            y_micrometer_original=stage_y + y_um,
+        )
+
+    fov_rois = [
+        roi(f"FOV_{i}", y0, x0, FOV_SIZE_PX, FOV_SIZE_PX)
+        for i, (y0, x0) in enumerate(layout.fov_origins_px(), start=1)
+    ]
+    well_roi = roi("well_1", 0, 0, *layout.yx_shape)
+    return {
+        FOV_ROI_TABLE: ngio.RoiTable(rois=fov_rois),
+        WELL_ROI_TABLE: ngio.RoiTable(rois=[well_roi]),
+    }
+
+
+def well_stage_origin_um(row: str, column: str, layout: FovLayout) -> tuple[float, float]:
+    """Stage (y, x) of the top-left of the image of a well: FOVs around its centre."""
+    row_index = 0
+    for letter in row:
+        row_index = row_index * 26 + (ord(letter) - ord("A") + 1)
+    height, width = (n * PIXEL_SIZE_UM for n in layout.yx_shape)
+    centre_y = _A01_CENTRE_UM[0] + (row_index - 1) * _WELL_PITCH_UM
+    centre_x = _A01_CENTRE_UM[1] + (int(column) - 1) * _WELL_PITCH_UM
+    return centre_y - height / 2, centre_x - width / 2
+
+
+def write_image(
+    zarr_url: str,
+    content: SampleContent,
+    layout: FovLayout,
+    *,
+    stage_origin_um: tuple[float, float],
+    ngff_version: str,
+    levels: int,
+    overwrite: bool,
+) -> None:
+    """Write one sample image (channels, label, ROI tables) at ``zarr_url``."""
+    import ngio
+
+    if layout.z_planes == 1:
+        image, label = content.image[:, 0], content.label[0]
+        axes, chunks = ("c", "y", "x"), (1, FOV_SIZE_PX, FOV_SIZE_PX)
+    else:
+        image, label = content.image, content.label
+        axes, chunks = ("c", "z", "y", "x"), (1, 1, FOV_SIZE_PX, FOV_SIZE_PX)
+    channels = [
+        ngio.Channel.default_init(label=name, wavelength_id=wavelength_id)
+        for name, wavelength_id in CHANNELS
+    ]
+    container = ngio.create_ome_zarr_from_array(
+        store=zarr_url,
+        array=image,
+        pixelsize=PIXEL_SIZE_UM,
+        z_spacing=Z_SPACING_UM,
+        levels=levels,
+        axes_names=axes,
+        channels_meta=channels,
+        ngff_version=ngff_version,
+        chunks=chunks,
+        overwrite=overwrite,
+        consolidation_mode="auto",
+    )
+    nuclei = container.derive_label(NUCLEI_LABEL, dtype="uint32")
+    nuclei.set_array(label)
+    nuclei.consolidate(mode="auto")
+    for name, table in roi_tables(layout, stage_origin_um=stage_origin_um).items():
+        container.add_table(name, table)
+    logger.debug(
+        "Wrote sample image %s: axes %s, shape %s, %d FOVs, %d levels.",
+        zarr_url,
+        axes,
+        image.shape,
+        layout.n_fovs,
+        levels,
+    )
