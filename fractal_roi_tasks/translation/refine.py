@@ -105,7 +105,8 @@ def follow_window(
         measure: ``measure(integer, residual)`` measures with the window cut
             at the whole pixels ``integer`` and tapered at the sub-pixel
             ``residual`` (placement ``integer + residual``) and returns the
-            (dy, dx) displacement and a payload, or None to give up.
+            (dy, dx) displacement (a float array) and a payload, or None to
+            give up.
         start: (dy, dx) first placement, pixels.
         rule: the `RefinementRule`.
 
@@ -124,15 +125,15 @@ def follow_window(
     jacobian = -identity
     previous: tuple[np.ndarray, np.ndarray] | None = None  # (placement, gap)
     anchor: np.ndarray | None = None
-    result: FollowedWindow[Payload] | None = None
+    debug = logger.isEnabledFor(logging.DEBUG)
+    last = None
     for round_index in range(rule.max_rounds):
         outcome = measure(integer, residual)
         if outcome is None:
             return None
         displacement, payload = outcome
-        displacement = np.asarray(displacement, dtype=np.float64)
         placement = np.array(integer) + residual
-        result = FollowedWindow(displacement, placement, payload, round_index + 1)
+        last = (displacement, placement, payload, round_index + 1)
         gap = displacement - placement
         if float(np.abs(gap).max()) < rule.tolerance_px:
             break
@@ -148,16 +149,17 @@ def follow_window(
             jacobian, step, learnt = -identity, gap, False  # lost: plain iteration again
         target = placement + np.clip(step, -rule.max_step_px, rule.max_step_px)
         if anchor is None:
-            anchor = displacement.copy()
-        if math.isfinite(rule.max_drift_px):
+            anchor = displacement
+        if rule.max_drift_px < math.inf:
             target = np.clip(target, anchor - rule.max_drift_px, anchor + rule.max_drift_px)
-        logger.debug(
-            "round %d: window at %s, estimate %s, next %s",
-            round_index,
-            np.round(placement, 4),
-            np.round(displacement, 4),
-            np.round(target, 4),
-        )
+        if debug:
+            logger.debug(
+                "round %d: window at %s, estimate %s, next %s",
+                round_index,
+                np.round(placement, 4),
+                np.round(displacement, 4),
+                np.round(target, 4),
+            )
         if rule.stop_on_predicted_change:
             # d(estimate)/d(placement) = jacobian + I: what one more round would change.
             change = (jacobian + identity) @ (target - placement) if learnt else gap
@@ -167,4 +169,7 @@ def follow_window(
             break
         integer = tuple(int(v) for v in np.round(target))
         residual = target - np.array(integer)
-    return result
+    if last is None:
+        return None
+    displacement, placement, payload, rounds = last
+    return FollowedWindow(np.asarray(displacement, dtype=np.float64), placement, payload, rounds)
