@@ -428,8 +428,6 @@ def test_fractional_translations_give_whole_pixel_boxes_inside_every_fov():
         for axis in range(ndim):
             # Less than 3 px shorter and 1 px longer than the exact region
             # (whole-pixel ROI bounds, each acquisition's offset rounded).
-
-
             values = [0.0, *(v[axis] for v in translations.values())]
             exact = length[axis] - (max(values) - min(values))
             assert exact - 3 < common[axis] < exact + 1
