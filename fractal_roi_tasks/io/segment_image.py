@@ -8,8 +8,9 @@ import ngio
 import numpy as np
 
 from fractal_roi_tasks.arguments import SegmentationOptions
-from fractal_roi_tasks.errors import AlreadyExistsError
-from fractal_roi_tasks.io.ngio_tables import read_spatial, roi_slices
+from fractal_roi_tasks.errors import AlreadyExistsError, InvalidInputError
+from fractal_roi_tasks.io.ngio_tables import BLOCK_PIXELS, WHOLE_READ_MAX_BYTES, roi_slices
+from fractal_roi_tasks.io.pyramid import build_pyramid
 from fractal_roi_tasks.io.open import require_table
 
 logger = logging.getLogger(__name__)
@@ -22,19 +23,22 @@ def segment_into_label(
     options: SegmentationOptions,
     *,
     level: str,
-) -> tuple[np.ndarray, int]:
+) -> int:
     """Write label image `label_name` segmented from a channel.
 
     Every check (channel, ROI table, existing label) runs before anything is
     written. An automatic threshold is computed once over the whole channel,
     so a region with no object (pure background) stays empty instead of
-    getting a threshold inside its noise. Each ROI is then segmented on its own
-    at `level`, its ids offset so they stay unique across the image, and
-    written at full resolution; then the label pyramid is rebuilt.
+    getting a threshold inside its noise: on the whole channel when it is at
+    most `ngio_tables.WHOLE_READ_MAX_BYTES`, else from a histogram accumulated
+    block by block (`segmentation.blocked_threshold`: otsu and triangle give
+    the same value, li within one bin). Each ROI is then read from disk and
+    segmented on its own at `level`, its ids offset so they stay unique across
+    the image, and written at full resolution; then the label pyramid is built
+    (`io.pyramid.build_pyramid`). Memory: one ROI plus a few blocks.
 
     Returns:
-        (the segmented channel at `level`, for intensity measurements; its
-        index among the image's channels).
+        The channel's index among the image's channels.
     """
     from fractal_roi_tasks.segmentation import compute_threshold, segment_channel
 
@@ -48,27 +52,35 @@ def segment_into_label(
             "segmentation options to replace it, or choose another label_name."
         )
 
-    channel_image = read_spatial(image, c=channel)[0]
+    read, shape, axes = channel_window_reader(image, channel)
     threshold = options.threshold
     if options.method != "manual":
-        threshold = compute_threshold(
-            channel_image, method=options.method, smoothing_sigma=options.smoothing_sigma
-        )
+        channel_bytes = int(np.prod(shape)) * image.zarr_array.dtype.itemsize
+        if channel_bytes <= WHOLE_READ_MAX_BYTES:  # small: exact and fastest
+            threshold = compute_threshold(
+                read(tuple(slice(0, n) for n in shape)),
+                method=options.method, smoothing_sigma=options.smoothing_sigma,
+            )
+        else:
+            threshold = blocked_threshold(
+                read, shape, method=options.method, smoothing_sigma=options.smoothing_sigma
+            )
 
     label_full = ome_zarr.derive_label(label_name, overwrite=options.overwrite)
     full_axes = tuple(a for a in ("z", "y", "x") if a in label_full.axes)
-    axes = tuple(a for a in ("z", "y", "x") if a in image.axes)
+    roi_axes = tuple(a for a in ("z", "y", "x") if a in image.axes)
     next_id = 0
     if np.isnan(threshold):
         logger.warning(
             "channel %d of %s has no contrast: label image %r stays empty", channel, zarr_url, label_name
         )
         rois = []
-    # The channel is in memory already: cut each ROI out of it, don't read it again.
-    whole = channel_image.reshape([image.shape[image.axes.index(a)] for a in axes])
     for roi in rois:
-        patch = whole[roi_slices(image, roi, axes)]
-        flat = patch[0] if axes[0] == "z" and patch.shape[0] == 1 else patch
+        window = roi_slices(image, roi, roi_axes)
+        patch_shape = tuple(s.stop - s.start for s in window)
+        # the reader drops a z of size 1, as the whole-channel read does
+        patch = read(window[1:] if len(window) > len(axes) else window).reshape(patch_shape)
+        flat = patch[0] if roi_axes[0] == "z" and patch.shape[0] == 1 else patch
         result = segment_channel(
             flat,
             method="manual",
@@ -79,18 +91,65 @@ def segment_into_label(
             min_area_px=options.min_area_px,
             max_area_px=options.max_area_px,
         )
-        labels = result.label_image.astype(np.uint32).reshape(patch.shape)
+        del patch, flat
+        labels = result.label_image.astype(np.uint32).reshape(patch_shape)
         labels[labels > 0] += next_id
         next_id += result.n_objects
         target_shape = tuple(s.stop - s.start for s in roi_slices(label_full, roi, full_axes))
         label_full.set_roi(roi, _to_shape(labels, target_shape), axes_order=full_axes)
         logger.debug("%s: %d objects (threshold %.4g)", roi.name, result.n_objects, result.threshold)
-    label_full.consolidate(mode="auto")
+    build_pyramid(label_full)
     logger.info(
         "segmented %d objects over %d ROIs into %r (%s threshold %.4g)",
         next_id, len(rois), label_name, options.method, threshold,
     )
-    return channel_image, channel
+    return channel
+
+
+def blocked_threshold(read, shape, *, method: str, smoothing_sigma: float) -> float:
+    """The automatic threshold from a histogram of the smoothed channel, block by block."""
+    from fractal_roi_tasks.segmentation.blocked_threshold import (
+        channel_histogram,
+        threshold_from_histogram,
+    )
+
+    histogram = channel_histogram(
+        read, shape, method=method, smoothing_sigma=smoothing_sigma,
+        block_shape=(BLOCK_PIXELS, BLOCK_PIXELS),
+    )
+    threshold = threshold_from_histogram(histogram, method=method)
+    logger.info(
+        "%s threshold %.6g from a histogram of the smoothed channel (%d bins of %.4g)",
+        method, threshold, len(histogram.counts), histogram.bin_width,
+    )
+    return threshold
+
+
+def channel_window_reader(image, channel: int):
+    """A reader of windows of one channel, straight from disk.
+
+    Returns:
+        (read(slices) -> array, shape, axes): `axes` is ("z", "y", "x") or
+        ("y", "x") (no z, or z of size 1, as `read_spatial` gives), `slices`
+        one per axis of `axes`.
+    """
+    on_disk = tuple(image.axes)
+    size = dict(zip(on_disk, image.shape))
+    if "t" in on_disk and size["t"] != 1:
+        raise InvalidInputError(
+            f"Time series are not supported (axes {image.axes}); run on one time point."
+        )
+    axes = tuple(a for a in ("z", "y", "x") if a in on_disk and not (a == "z" and size[a] == 1))
+    array = image.zarr_array
+
+    def read(slices: tuple[slice, ...]) -> np.ndarray:
+        given = dict(zip(axes, slices))
+        index = tuple(
+            given[a] if a in given else (channel if a == "c" else 0) for a in on_disk
+        )
+        return np.asarray(array[index])
+
+    return read, tuple(size[a] for a in axes), axes
 
 
 def _to_shape(labels: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:

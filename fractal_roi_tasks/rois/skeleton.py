@@ -24,7 +24,7 @@ JIT compilation costs about 2 s at the first call in every process.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -447,4 +447,120 @@ def _objects_table(object_labels, table, pieces, nodes, pixel_labels, isolated) 
             "total_length_um": per_label(branch_label, length_um),
             "longest_branch_um": longest,
         }
+    )
+
+
+BoxReader = Callable[[int, slice, slice], np.ndarray]
+"""read(z, rows, cols) -> the (rows, cols) window of plane z (z = 0 in 2D)."""
+
+
+def extract_branches_by_object(
+    read_block: BoxReader,
+    image_shape: Sequence[int],
+    labels: Sequence[int],
+    bbox_start: np.ndarray,
+    bbox_stop: np.ndarray,
+    *,
+    skeletonize: bool = False,
+    spacing: Sequence[float] | None = None,
+) -> SkeletonRois:
+    """`extract_branches` object by object, each on its own bounding box.
+
+    Each object's box, grown by one pixel (clipped to the image), is read
+    through `read_block`, every other label in it is cleared, and
+    `extract_branches` runs on it; coordinates are shifted back to the image.
+    An object's branches only depend on its own pixels (touching labels are
+    traced apart anyway), so the result equals `extract_branches` on the whole
+    image restricted to `labels` (`SkeletonRois.keep_labels`). Memory grows
+    with the largest box, not with the image.
+
+    Args:
+        read_block: returns the (Y, X) window `rows`, `cols` of plane `z`
+            (always 0 in 2D) of the label image.
+        image_shape: (Y, X) or (Z, Y, X).
+        labels: the objects to trace, in increasing order.
+        bbox_start, bbox_stop: (N, ndim) first pixel and end (exclusive) of
+            each object's box, same order as `labels` (as `extract_rois` gives).
+        skeletonize, spacing: as in `extract_branches`.
+
+    Returns:
+        `SkeletonRois` over `labels`, with `roi_set.image_shape` the image's.
+
+    Example:
+        >>> image = np.zeros((9, 12), np.uint32)
+        >>> image[2, 1:6] = 7
+        >>> image[1:8, 9] = 9
+        >>> read = lambda z, r, c: image[r, c]
+        >>> found = extract_branches_by_object(
+        ...     read, image.shape, [7, 9], np.array([[2, 1], [1, 9]]), np.array([[3, 6], [8, 10]]))
+        >>> [roi.name for roi in found.roi_set.rois], found.roi_set.rois[1].shapes[0].points[0].tolist()
+        (['7-0', '9-0'], [1.0, 9.0])
+    """
+    image_shape = tuple(int(n) for n in image_shape)
+    ndim = len(image_shape)
+    if ndim not in (2, 3):
+        raise InvalidInputError(f"image_shape must be (Y, X) or (Z, Y, X), got {image_shape}.")
+    spacing_arr = np.ones(ndim) if spacing is None else np.asarray(spacing, float)
+    if spacing_arr.shape != (ndim,) or not np.all(spacing_arr > 0):
+        raise InvalidInputError(
+            f"spacing must give one positive pixel size per axis ({ndim} values), got {spacing!r}."
+        )
+    bbox_start, bbox_stop = np.asarray(bbox_start, np.int64), np.asarray(bbox_stop, np.int64)
+    labels = np.asarray(labels)
+    if bbox_start.shape != (len(labels), ndim) or bbox_stop.shape != bbox_start.shape:
+        raise InvalidInputError(
+            f"bbox_start and bbox_stop must be ({len(labels)}, {ndim}), "
+            f"got {bbox_start.shape} and {bbox_stop.shape}."
+        )
+    rois, tables, objects = [], [], []
+    n_isolated = 0
+    for lab, lo, hi in zip(labels.tolist(), bbox_start, bbox_stop):
+        lo = np.maximum(lo - 1, 0)
+        hi = np.minimum(hi + 1, image_shape)
+        rows, cols = slice(int(lo[-2]), int(hi[-2])), slice(int(lo[-1]), int(hi[-1]))
+        if ndim == 2:
+            box = np.asarray(read_block(0, rows, cols))
+        else:
+            box = np.stack([np.asarray(read_block(z, rows, cols)) for z in range(lo[0], hi[0])])
+        box = np.where(box == lab, box, 0)
+        found = extract_branches(box, skeletonize=skeletonize, spacing=spacing_arr)
+        if found.empty:  # the object is not in its box: the boxes are wrong
+            raise InvalidInputError(f"label {lab} has no pixel in its bounding box {lo}..{hi}.")
+        offset = lo.astype(np.float64)
+        for roi in found.roi_set.rois:
+            line = roi.shapes[0]
+            rois.append(replace(roi, shapes=(replace(line, points=line.points + offset),)))
+        table = found.roi_set.features.copy()
+        # skan's end-to-end distance from the endpoints' image coordinates
+        # (times spacing), as on the whole image; a cycle's ends coincide.
+        ends = [
+            (p.points[0], p.points[0] if p.closed else p.points[-1])
+            for p in (r.shapes[0] for r in rois[len(rois) - len(table):])
+        ]
+        if ends:
+            src = np.array([a for a, _ in ends]) * spacing_arr
+            dst = np.array([b for _, b in ends]) * spacing_arr
+            table["euclidean_length_um"] = np.sqrt((dst - src) ** 2 @ np.ones(ndim))
+        tables.append(table)
+        objects.append(found.objects)
+        n_isolated += found.n_isolated_pixels
+    if tables:
+        table = pd.concat(tables, ignore_index=True)
+        object_table = pd.concat(objects, ignore_index=True)
+    else:
+        empty = extract_branches(np.zeros((1,) * ndim, np.uint8), spacing=spacing_arr)
+        table, object_table = empty.roi_set.features, empty.objects
+    roi_set = RoiSet(
+        kind="skeleton",
+        rois=tuple(rois),
+        features=table,
+        image_shape=image_shape,
+        spacing=tuple(float(s) for s in spacing_arr),
+    )
+    return SkeletonRois(
+        roi_set=roi_set,
+        objects=object_table,
+        n_isolated_pixels=n_isolated,
+        n_labels_without_branches=int((object_table["n_branches"] == 0).sum()),
+        empty=len(labels) == 0,
     )

@@ -55,7 +55,8 @@ def segment_to_rois(
         segmentation: Segment a channel into `label_name` first, region by
             region of a ROI table, with ids unique across the image.
         level: Pyramid level to work on ("0" is full resolution).
-        min_area: Objects with fewer pixels than this (at `level`) get no ROI.
+        min_area: Smallest object kept, in pixels (voxels in 3D) of the
+            chosen `level`; smaller objects get no ROI. 0 keeps every object.
         shape: The ROI shape: `polygon` (outline with holes; one per piece
             and per z-plane), `mask` (cropped binary mask), `ellipse` (fitted
             from the object's moments), `point` (centroid) or `skeleton` (the
@@ -75,47 +76,21 @@ def segment_to_rois(
     formats = [get_format(name) for name in dict.fromkeys(exports)]  # fail before writing
     ome_zarr = open_image_container(zarr_url)
     check_level(level, ome_zarr.level_paths)
-    intensity, channel = None, None
+    channel = None
     if segmentation is None:
         require_label(ome_zarr, label_name, zarr_url)
     else:
         from fractal_roi_tasks.io.segment_image import segment_into_label
 
-        intensity, channel = segment_into_label(
-            ome_zarr, zarr_url, label_name, segmentation, level=level
-        )
+        channel = segment_into_label(ome_zarr, zarr_url, label_name, segmentation, level=level)
 
     label = ome_zarr.get_label(label_name, path=level)
-    from fractal_roi_tasks.rois import extract_branches, extract_rois
-    from fractal_roi_tasks.rois.blocked import extract_rois_blocked
+    image = None if channel is None else ome_zarr.get_image(path=level)
+    from fractal_roi_tasks.io.label_reads import measure_label
 
-    roi_shape = "point" if shape == "skeleton" else shape
-    whole = (
-        intensity is not None
-        or shape == "skeleton"
-        or label.zarr_array.nbytes <= ngio_tables.WHOLE_READ_MAX_BYTES
+    roi_set, skeletons, axes = measure_label(
+        label, image, channel, shape=shape, min_area=min_area, skeletonize=skeletonize
     )
-    if whole:  # small (fastest), or skan / the segmented channel need it whole
-        label_image, axes = ngio_tables.read_spatial(label)
-        if intensity is not None:
-            intensity = intensity.reshape(label_image.shape)
-        spacing = ngio_tables.spacing_um(label, axes)
-        roi_set = extract_rois(
-            label_image, shape=roi_shape, min_area_px=min_area, spacing=spacing,
-            intensity_image=intensity,
-        )
-    else:  # block by block: memory bounded by a few blocks plus the output
-        read, image_shape, axes, dtype, block = ngio_tables.block_reader(label)
-        spacing = ngio_tables.spacing_um(label, axes)
-        roi_set = extract_rois_blocked(
-            read, image_shape, dtype, block_shape=block, shape=roi_shape,
-            min_area_px=min_area, spacing=spacing,
-        )
-    skeletons = None
-    if shape == "skeleton":
-        skeletons = extract_branches(label_image, skeletonize=skeletonize, spacing=spacing)
-        kept = set(roi_set.features["label"].tolist())
-        skeletons = skeletons.keep_labels(kept)
 
     masking_name = MASKING_ROI_TABLE.format(label_name=label_name)
     feature_name = FEATURE_TABLE.format(label_name=label_name)
