@@ -15,7 +15,9 @@ Error: for every pair of grid neighbours (left-right, top-bottom), the
 solved ``position_j - position_i`` minus the true one; the figure is the RMS
 of its length over all neighbour pairs, in pixels (a global offset of the
 mosaic does not count). Time: windows, measurement and solve, best of
-``--repeats``, tiles already in memory.
+``--repeats``, tiles already in memory, with one BLAS thread (the script
+sets ``OPENBLAS_NUM_THREADS=1`` unless it is set: multithreaded BLAS made
+the baseline's time vary 40-fold from run to run on a busy machine).
 
 Baseline, written here: for each pair of grid neighbours, the nominal overlap
 (from the stage positions) of both tiles, registered by
@@ -42,6 +44,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import resource
 import subprocess
 import sys
@@ -379,6 +382,12 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
+    if "OPENBLAS_NUM_THREADS" not in os.environ:
+        # Multithreaded BLAS on a busy machine is erratic: the baseline's
+        # upsampled DFT (matrix products) took 0.015 s or 0.6 s for the same
+        # 24 pairs. One BLAS thread for both sides, which numpy reads when it
+        # loads: run again with it set.
+        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, "OPENBLAS_NUM_THREADS": "1"})
     # anndata warns on every Zarr v2 table ngio writes; the figures are what matters here
     warnings.filterwarnings("ignore", message="Writing zarr v2 data")
     if sys.argv[1:2] == ["--child"]:
