@@ -16,6 +16,7 @@ from pathlib import Path
 import ngio
 import pytest
 
+import fractal_roi_tasks
 from fractal_roi_tasks import cli, demo, runner
 from fractal_roi_tasks.cli import main, parse_assignments
 from fractal_roi_tasks.errors import InvalidInputError, NotFoundError
@@ -271,6 +272,15 @@ def test_help_shows_examples(command, capsys):
 def test_no_command_prints_help_and_returns_2(capsys):
     assert main([]) == 2
     assert "usage: fractal-roi-tasks" in capsys.readouterr().out
+
+
+def test_python_dash_m_runs_the_same_command():
+    done = subprocess.run(
+        [sys.executable, "-m", "fractal_roi_tasks.cli", "--version"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"fractal-roi-tasks {fractal_roi_tasks.__version__}"
 
 
 def test_build_parser_parses_run_options():
