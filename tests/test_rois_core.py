@@ -177,3 +177,30 @@ def test_input_is_not_mutated():
     before = img.copy()
     extract_rois(img, shape="mask")
     np.testing.assert_array_equal(img, before)
+
+
+def _rings_through_edge_list(plane):
+    """The reference route: every directed edge, successors found by sorting."""
+    from fractal_roi_tasks.rois.boundaries import _directed_edges, trace_edges
+
+    labels, rows, cols, dirs, padded_shape = _directed_edges(plane)
+    return trace_edges(labels, rows, cols, dirs, padded_shape[1] + 1, dtype=plane.dtype)
+
+
+def test_trace_rings_equals_the_edge_list_route_bit_for_bit():
+    rng = np.random.default_rng(7)
+    planes = [hard_cases_2d(), np.zeros((4, 6), np.uint8), np.full((3, 5), 2**40, np.uint64),
+              load_cardiomyocyte_nuclei()[1][:300, :400]]
+    for k in range(150):
+        h, w = rng.integers(1, 25, 2)
+        dtype = (np.uint8, np.uint16, np.uint32, np.int64, np.uint64)[k % 5]
+        plane = rng.integers(0, 2 + k % 5, (h, w)).astype(dtype)
+        if dtype == np.uint64 and k % 2:
+            plane = plane * np.uint64(2**40 + 3)  # sparse huge ids
+        planes.append(plane)
+    for plane in planes:
+        got, want = trace_rings(plane), _rings_through_edge_list(plane)
+        for field in ("points", "bounds", "labels", "signed_area", "object_labels", "perimeter"):
+            a, b = getattr(got, field), getattr(want, field)
+            assert a.dtype == b.dtype, field
+            np.testing.assert_array_equal(a, b, err_msg=f"{field} of a {plane.shape} plane")

@@ -211,8 +211,162 @@ def trace_rings(label_plane: np.ndarray) -> Rings:
     """
     if label_plane.ndim != 2:
         raise ValueError(f"label_plane must be 2D, got shape {label_plane.shape}.")
-    labels, rows, cols, dirs, padded_shape = _directed_edges(label_plane)
-    return trace_edges(labels, rows, cols, dirs, padded_shape[1] + 1, dtype=label_plane.dtype)
+    return _trace_plane(label_plane)
+
+
+def _trace_plane(label_plane: np.ndarray) -> Rings:
+    """`trace_edges(*_directed_edges(plane))`, bit for bit, without sorting edges.
+
+    The edges are those of `_directed_edges`, in its order: per side of a
+    pixel (top edges going east, bottom west, left north, right south), in
+    raster order of the pixel they bound. Where an edge goes next depends
+    only on the two pixels ahead of its end corner (left turn if the
+    ahead-left pixel is the object, straight on if only the ahead-right one
+    is, else right turn), so turns and perimeters need no successor search.
+    A vertex (an edge followed by a turn) finds the next vertex as the end
+    of the straight run its outgoing edge starts: one binary search among
+    the vertices of that side, sorted along the run's row or column. Rings
+    come out of the vertex graph's connected components (numbered by
+    smallest member, as `_order_rings` numbers them) and one depth-first walk
+    through all rings chained root to root.
+    """
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import connected_components, depth_first_order
+
+    height, width = label_plane.shape
+    pw = width + 2
+    padded = np.zeros((height + 2, pw), dtype=label_plane.dtype)
+    padded[1:-1, 1:-1] = label_plane
+    flat = padded.ravel()
+    # Cracks between flat pixels q and q + pw (horizontal) or q and q + 1
+    # (vertical; never across a row end, where both pixels are padding).
+    upper = np.flatnonzero(flat[pw:] != flat[:-pw])
+    left = np.flatnonzero(flat[1:] != flat[:-1])
+    # Pixel of each edge, per side in `_directed_edges` order: E, W, N, S.
+    pixels, values = [], []
+    for candidates in (upper + pw, upper, left + 1, left):
+        value = flat[candidates]
+        keep = value != 0
+        pixels.append(candidates[keep])
+        values.append(value[keep])
+    # Per side: (ahead-left, ahead-right) offsets; where the left turn and
+    # the right turn go (side, pixel offset).
+    ahead = ((1 - pw, 1), (pw - 1, -1), (-pw - 1, -pw), (pw + 1, pw))
+    turn_to = (((2, 1 - pw), (3, 0)), ((3, pw - 1), (2, 0)),
+               ((1, -pw - 1), (0, 0)), ((0, pw + 1), (1, 0)))
+    weights, vertex_px, vertex_left, vertex_values = [], [], [], []
+    for side in range(4):
+        p, value = pixels[side], values[side]
+        goes_left = flat[p + ahead[side][0]] == value
+        straight = ~goes_left & (flat[p + ahead[side][1]] == value)
+        weights.append(np.where(straight, 1.0, _HALF_SQRT2))
+        turning = ~straight
+        vertex_px.append(p[turning])
+        vertex_left.append(goes_left[turning])
+        vertex_values.append(value[turning])
+    sizes = [len(v) for v in vertex_px]
+    first = np.concatenate([[0], np.cumsum(sizes)])
+    n = int(first[-1])
+    if n == 0:
+        no_labels = np.zeros(0, label_plane.dtype)
+        return Rings(
+            np.zeros((0, 2)), np.zeros(1, np.int64), no_labels, np.zeros(0), no_labels, np.zeros(0)
+        )
+
+    # Runs go along rows (E, W: raster order) or columns (N, S: sorted here).
+    n_rows = height + 2
+    column_key = [None, None]
+    column_order = [None, None]
+    for k, side in enumerate((2, 3)):
+        row, col = np.divmod(vertex_px[side], pw)
+        key = col * n_rows + row
+        column_order[k] = np.argsort(key)
+        column_key[k] = key[column_order[k]]
+
+    def run_end(side, q):
+        """Vertex index ending the straight run that starts with edge (side, q)."""
+        if side == 0:  # east: first vertex at or after q
+            at = np.searchsorted(vertex_px[0], q, "left")
+        elif side == 1:  # west: last vertex at or before q
+            at = np.searchsorted(vertex_px[1], q, "right") - 1
+        else:
+            row, col = np.divmod(q, pw)
+            key = col * n_rows + row
+            k = side - 2
+            if side == 2:  # north: last vertex at or above
+                at = np.searchsorted(column_key[k], key, "right") - 1
+            else:  # south: first vertex at or below
+                at = np.searchsorted(column_key[k], key, "left")
+            at = column_order[k][at]
+        return first[side] + at
+
+    nxt = np.empty(n, np.int64)
+    for side in range(4):
+        p, goes_left = vertex_px[side], vertex_left[side]
+        out = nxt[first[side] : first[side + 1]]
+        for turn, mask in ((0, goes_left), (1, ~goes_left)):
+            target, shift = turn_to[side][turn]
+            out[mask] = run_end(target, p[mask] + shift)
+
+    graph = csr_matrix((np.ones(n, np.int8), nxt, np.arange(n + 1)), shape=(n, n))
+    n_rings, ring = connected_components(graph, directed=True, connection="weak")
+    running = np.maximum.accumulate(ring)
+    roots = np.flatnonzero(np.concatenate([[True], running[1:] != running[:-1]]))
+    if len(roots) != n_rings:  # components not numbered by first member: renumber
+        _, roots = np.unique(ring, return_index=True)
+        roots = np.sort(roots)
+        renumber = np.empty(n_rings, np.int64)
+        renumber[ring[roots]] = np.arange(n_rings)
+        ring = renumber[ring]
+    # Chain the rings: the vertex before each root goes on to the next root.
+    is_root = np.zeros(n, bool)
+    is_root[roots] = True
+    before_root = np.flatnonzero(is_root[nxt])
+    chained = nxt.copy()
+    chained[before_root] = roots[(ring[before_root] + 1) % n_rings]
+    walk = csr_matrix((np.ones(n, np.int8), chained, np.arange(n + 1)), shape=(n, n))
+    order = depth_first_order(walk, int(roots[0]), directed=True, return_predecessors=False)
+    if len(order) != n:
+        raise RuntimeError(f"ring walk visited {len(order)} of {n} vertices")  # a bug, not input
+
+    # End corner of each vertex edge, padded (row, col) of its pixel plus
+    # (0, 1) for E, (1, 0) for W, (0, 0) for N, (1, 1) for S.
+    corner_r, corner_c = [], []
+    for side, (dr, dc) in enumerate(((0, 1), (1, 0), (0, 0), (1, 1))):
+        row, col = np.divmod(vertex_px[side], pw)
+        corner_r.append(row + dr)
+        corner_c.append(col + dc)
+    end_r = np.concatenate(corner_r)[order]
+    end_c = np.concatenate(corner_c)[order]
+    coords = np.stack([end_r - 1.5, end_c - 1.5], axis=1)
+    ring_of_vertex = ring[order]
+
+    ring_sizes = np.bincount(ring_of_vertex)
+    bounds = np.concatenate([[0], np.cumsum(ring_sizes)])
+    nxt_v = np.arange(len(coords)) + 1
+    nxt_v[bounds[1:] - 1] = bounds[:-1]
+    cross = coords[:, 1] * coords[nxt_v, 0] - coords[nxt_v, 1] * coords[:, 0]
+    signed_area = np.bincount(ring_of_vertex, weights=cross) / 2.0
+    ring_labels = np.concatenate(vertex_values)[roots]
+
+    object_labels = np.unique(ring_labels)
+    all_values = np.concatenate(values)
+    if int(object_labels[-1]) < max(4 * label_plane.size, 2**16):
+        lookup = np.zeros(int(object_labels[-1]) + 1, np.int64)
+        lookup[object_labels] = np.arange(len(object_labels))
+        rank = lookup[all_values]
+    else:  # sparse huge ids
+        rank = np.searchsorted(object_labels, all_values)
+    perimeter = np.bincount(rank, weights=np.concatenate(weights), minlength=len(object_labels))
+    logger.debug("traced %d rings of %d objects", n_rings, len(object_labels))
+    return Rings(
+        points=coords,
+        bounds=bounds,
+        labels=ring_labels,
+        signed_area=signed_area,
+        object_labels=object_labels,
+        perimeter=perimeter,
+    )
 
 
 def trace_edges(labels, rows, cols, dirs, n_corner_cols, *, offset=(0, 0), dtype=None) -> Rings:
