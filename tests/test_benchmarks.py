@@ -3,6 +3,8 @@
 import importlib.util
 from pathlib import Path
 
+import pytest
+
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
@@ -73,12 +75,72 @@ def test_bench_stitch_placement_runs_and_reports_ratios(capsys):
     assert "x the write (target <= 2x)" in out
 
 
-def test_bench_stitch_others_runs_without_the_other_tools(capsys):
-    # Here ASHLAR and multiview-stitcher are not installed: they are reported, ours still runs.
-    result = load("bench_stitch_others").main(["--quick"])
+def _hide_modules(monkeypatch, names):
+    """Make `importlib.util.find_spec` report these top-level modules as not installed."""
+    real = importlib.util.find_spec
+
+    def find_spec(name, *args, **kwargs):
+        return None if name.split(".")[0] in names else real(name, *args, **kwargs)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+
+
+def test_bench_stitch_others_reports_each_missing_tool_and_still_runs_ours(monkeypatch, capsys):
+    # Whether or not ASHLAR and multiview-stitcher are installed here, they are made missing.
+    bench = load("bench_stitch_others")
+    _hide_modules(monkeypatch, {"ashlar", "multiview_stitcher"})
+    result = bench.main(["--quick"])
     out = capsys.readouterr().out
-    assert "not installed" in out and "Tile placement" in out
-    assert {"versions", "check", "placement"} <= set(result)
+    missing = {
+        "ASHLAR (filter_sigma 0)": "not installed (pip install ashlar)",
+        "ASHLAR (filter_sigma 1)": "not installed (pip install ashlar)",
+        "multiview-stitcher (tol 0)": "not installed (pip install multiview-stitcher)",
+        "multiview-stitcher (tol max)": "not installed (pip install multiview-stitcher)",
+    }
+    assert set(result["check"]) == {"ours"}  # only what runs is checked
+    assert result["check"]["ours"]["rms_px"] < 0.01  # whole-pixel offsets, recovered
+    rows = result["placement"]
+    assert len(rows) == 5
+    for row in rows.values():
+        tools = row["tools"]
+        assert {label: tools[label] for label in missing} == {
+            label: {"unavailable": reason} for label, reason in missing.items()
+        }
+        assert 0 < tools["ours"]["rms_px"] < row["stage_rms_px"] and tools["ours"]["seconds"] > 0
+    for reason in set(missing.values()):
+        assert out.count(reason) == 2 * len(rows)  # two rows per tool in every scenario
+    assert "Tile placement" in out
+
+
+def test_bench_stitch_others_compares_a_tool_that_runs_to_ours(monkeypatch, capsys):
+    # A stand-in tool that returns the stage positions: its error is the stage prior's, and its
+    # ratios to ours are printed, whatever is installed.
+    bench = load("bench_stitch_others")
+
+    def place_at_stage(tiles, stage_px, max_shift_px, options):
+        return bench.Solved(stage_px.copy(), "stage as given", {})
+
+    stand_in = bench.Tool("stage only", None, "", place_at_stage)
+    monkeypatch.setattr(bench, "TOOLS", (bench.TOOLS[0], stand_in))
+    result = bench.main(["--quick"])
+    out = capsys.readouterr().out
+    assert set(result["check"]) == {"ours", "stage only"}
+    for row in result["placement"].values():
+        ours, stage = row["tools"]["ours"], row["tools"]["stage only"]
+        assert stage["rms_px"] == pytest.approx(row["stage_rms_px"])
+        assert stage["rms_ratio"] == pytest.approx(stage["rms_px"] / ours["rms_px"])
+        assert stage["rms_ratio"] > 1 and stage["time_ratio"] > 0
+        assert f"{stage['rms_ratio']:>9.2f}x" in out
+    assert "not installed (pip install" not in out and "stage as given" in out
+
+
+def test_bench_stitch_others_says_why_a_tool_cannot_run():
+    bench = load("bench_stitch_others")
+    absent = bench.Tool("absent", "no_such_module_here.reg", "pip install absent", None)
+    assert bench.unavailable(absent) == "not installed (pip install absent)"
+    broken = bench.Tool("broken", "json.no_such_submodule", "pip install broken", None)
+    assert bench.unavailable(broken).startswith("not importable: ModuleNotFoundError:")
+    assert bench.unavailable(bench.TOOLS[0]) is None  # ours always runs
 
 
 def test_bench_memory_runs_every_task_in_a_child_and_reports_ratios(capsys):
