@@ -249,3 +249,94 @@ def test_compound_task_runs_as_a_fractal_server_runs_it(tmp_path):
     run("calculate_registration", {**item, "channel": DAPI}, "c")
     row = table(item["zarr_url"], "FOV_ROI_table").loc["FOV_1"]
     assert math.isclose(row["translation_x"] / plate.pixel_size_um, -3, abs_tol=0.1)
+
+
+def run_consensus(urls, **consensus_args):
+    for item in init_registration_consensus(zarr_urls=urls, zarr_dir="x")["parallelization_list"]:
+        find_registration_consensus(**item, **consensus_args)
+
+
+def test_level_1_measures_in_level_1_pixels(tmp_path):
+    first_cycle = {k: v for k, v in SHIFTS_2D.items() if k[0] == 1}
+    plate = make_plate(tmp_path, wells=("B03",), acquisitions=2, shifts=first_cycle, noise=200.0)
+    urls = [img.zarr_url for img in plate.images]
+    for item in init_calculate_registration(zarr_urls=urls, zarr_dir="x")["parallelization_list"]:
+        calculate_registration(**item, channel=DAPI, level="1")
+    moving = next(i for i in plate.images if i.acquisition == 1)
+    frame = table(moving.zarr_url, "FOV_ROI_table")
+    level_1_px = 2 * plate.pixel_size_um
+    for fov, row in frame.iterrows():
+        truth = plate.truth[(moving.well, 1, fov)].translation_um
+        for axis, expected in zip("yx", truth[1:]):
+            # micrometers, whatever the level: the truth within a tenth of a level-1 pixel
+            assert row[f"translation_{axis}"] == pytest.approx(expected, abs=0.1 * level_1_px)
+    run_consensus(urls)
+    registered = table(moving.zarr_url, "FOV_ROI_table_registered")
+    assert all(whole(v / plate.pixel_size_um) for v in registered["x_micrometer"])
+
+
+def test_well_roi_table_registers_the_whole_well(tmp_path):
+    same = (0, -6.3, 4.7)  # the whole second cycle moved as one
+    plate = make_plate(
+        tmp_path, wells=("B03",), acquisitions=2, shifts={(1, n): same for n in range(4)}, noise=100.0
+    )
+    urls = [img.zarr_url for img in plate.images]
+    for item in init_calculate_registration(zarr_urls=urls, zarr_dir="x")["parallelization_list"]:
+        calculate_registration(**item, channel=DAPI, roi_table="well_ROI_table")
+    moving = next(i for i in plate.images if i.acquisition == 1)
+    frame = table(moving.zarr_url, "well_ROI_table")
+    assert list(frame.index) == ["well_1"]
+    truth = plate.truth[(moving.well, 1, "FOV_1")].translation_um
+    for axis, expected in zip("yx", truth[1:]):
+        assert frame.loc["well_1", f"translation_{axis}"] == pytest.approx(
+            expected, abs=0.1 * plate.pixel_size_um
+        )
+    assert "translation_x" not in table(moving.zarr_url, "FOV_ROI_table")
+    run_consensus(urls, roi_table="well_ROI_table")
+    names = ngio.open_ome_zarr_container(moving.zarr_url).list_tables()
+    assert "well_ROI_table_registered" in names and "FOV_ROI_table_registered" not in names
+
+
+def test_a_custom_registered_roi_table_name(tmp_path):
+    plate = make_plate(tmp_path, wells=("B03",), acquisitions=2, shifts={(1, 0): (0, 2, 3)})
+    urls = [img.zarr_url for img in plate.images]
+    for item in init_calculate_registration(zarr_urls=urls, zarr_dir="x")["parallelization_list"]:
+        calculate_registration(**item, channel=DAPI)
+    run_consensus(urls, registered_roi_table="cycle_aligned")
+    for url in urls:
+        names = ngio.open_ome_zarr_container(url).list_tables()
+        assert "cycle_aligned" in names and "FOV_ROI_table_registered" not in names
+    moving = table(urls[1], "cycle_aligned")
+    assert moving.loc["FOV_1", "translation_x"] / plate.pixel_size_um == pytest.approx(-3, abs=0.1)
+    with pytest.raises(ValueError, match="registered_roi_table"):
+        run_consensus(urls, registered_roi_table="../elsewhere")
+
+
+def test_min_quality_decides_which_rois_fall_back(tmp_path):
+    first_cycle = {k: v for k, v in SHIFTS_2D.items() if k[0] == 1}
+    plate = make_plate(
+        tmp_path, wells=("B03",), acquisitions=2, shifts=first_cycle, noise=200.0, empty_fovs=[2]
+    )
+    moving, computed = calculate_only(plate)
+    urls = [img.zarr_url for img in plate.images]
+    quality = computed["registration_quality"]
+    assert quality["FOV_3"] < 0.3 < quality.drop("FOV_3").min()
+    # Trust everything: the background FOV keeps its own (meaningless) translation.
+    run_consensus(urls, min_quality=-1.0)
+    registered = table(moving.zarr_url, "FOV_ROI_table_registered")
+    assert registered["registration_fallback"].eq(0).all()
+    assert registered.loc["FOV_3", "translation_y"] == computed.loc["FOV_3", "translation_y"]
+    # A bound between the qualities of the good FOVs: exactly those below it fall back.
+    ordered = quality.drop("FOV_3").sort_values()
+    bound = float((ordered.iloc[0] + ordered.iloc[1]) / 2)
+    run_consensus(urls, min_quality=bound)
+    registered = table(moving.zarr_url, "FOV_ROI_table_registered")
+    expected = (quality < bound).astype(float)
+    assert registered["registration_fallback"].equals(expected.loc[registered.index])
+    trusted = computed.loc[quality >= bound, "translation_x"]
+    for fov in quality.index[quality < bound]:
+        assert registered.loc[fov, "translation_x"] == pytest.approx(trusted.median())
+    # Above every quality: nothing to fall back on, and nothing is written.
+    with pytest.raises(InvalidInputError, match="below 1.0 .*lower min_quality"):
+        run_consensus(urls, min_quality=1.0, registered_roi_table="never")
+    assert "never" not in ngio.open_ome_zarr_container(moving.zarr_url).list_tables()

@@ -27,6 +27,10 @@ length is less than 3 pixels shorter and less than 1 pixel longer than the
 exact ``L - (max t - min t)`` (whole-pixel ROI bounds, rounded offsets).
 The sub-pixel part stays in the translations, for an apply step that
 resamples with them.
+
+`choose_translations` picks the translations a consensus uses: a ROI
+registered with too low a quality takes the median of its acquisition's
+other ROIs.
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ import logging
 import math
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 from fractal_roi_tasks.errors import InvalidInputError
 
@@ -189,3 +195,73 @@ def consensus_boxes(
         common_length,
     )
     return boxes
+
+
+@dataclass(frozen=True)
+class ChosenTranslations:
+    """The translations a consensus uses for one acquisition's ROIs.
+
+    Attributes:
+        translations: (n_rois, n_axes) the translation used per ROI, in the
+            units given (a ROI below the quality bound has the median of the
+            others).
+        fallback: (n_rois,) bool, True where the median replaced the ROI's own.
+        quality: (n_rois,) the registration quality of each ROI, as given.
+    """
+
+    translations: np.ndarray
+    fallback: np.ndarray
+    quality: np.ndarray
+
+
+def choose_translations(
+    translations: np.ndarray,
+    quality: np.ndarray,
+    *,
+    min_quality: float,
+    where: str = "this acquisition",
+) -> ChosenTranslations:
+    """Each ROI's own translation, or the median of the others' where its quality is too low.
+
+    A ROI whose quality is below `min_quality` (or NaN) is not trusted: it
+    takes, per axis, the median translation of the acquisition's trusted ROIs.
+    The inputs are not changed.
+
+    Args:
+        translations: (n_rois, n_axes) translations of one acquisition's ROIs,
+            any unit (the result is in the same unit).
+        quality: (n_rois,) registration quality (normalized cross-correlation).
+        min_quality: the lowest quality trusted.
+        where: names the acquisition in the error.
+
+    Raises:
+        InvalidInputError: every ROI is below `min_quality` (nothing to fall back on),
+            or the shapes do not match.
+
+    >>> chosen = choose_translations(
+    ...     np.array([[0.0, 1.0], [0.0, 3.0], [9.0, 9.0]]), np.array([0.9, 0.8, 0.1]),
+    ...     min_quality=0.3,
+    ... )
+    >>> chosen.translations.tolist(), chosen.fallback.tolist()
+    ([[0.0, 1.0], [0.0, 3.0], [0.0, 2.0]], [False, False, True])
+    """
+    translations = np.array(translations, dtype=float)  # a copy: inputs are not mutated
+    quality = np.asarray(quality, dtype=float)
+    if translations.ndim != 2 or quality.shape != (len(translations),):
+        raise InvalidInputError(
+            f"translations must be (n_rois, n_axes) and quality (n_rois,); got "
+            f"{translations.shape} and {quality.shape}."
+        )
+    failed = ~(quality >= min_quality)
+    if failed.any():
+        if failed.all():
+            best = f"{np.nanmax(quality):.3f}" if np.isfinite(quality).any() else "none"
+            raise InvalidInputError(
+                f"Every ROI of {where} was registered with quality below {min_quality} "
+                f"(best {best}): no translation to fall back on. Check the channel, or "
+                "lower min_quality."
+            )
+        median = np.median(translations[~failed], axis=0)
+        translations[failed] = median
+        logger.debug("%s: %d ROIs below quality %s take the median %s", where, failed.sum(), min_quality, median)
+    return ChosenTranslations(translations, failed, quality)

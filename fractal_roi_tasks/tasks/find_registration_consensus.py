@@ -114,6 +114,8 @@ def _pixel_size(ome_zarr) -> np.ndarray:
 
 def _translations(url, frame: pd.DataFrame, reference_url, min_quality):
     """(translations used, fallback flags, quality) of one acquisition's ROIs."""
+    from fractal_roi_tasks.registration.consensus import choose_translations
+
     columns = list(TRANSLATION_COLUMNS)
     if url == reference_url:
         zeros = pd.DataFrame(0.0, index=frame.index, columns=columns)
@@ -124,22 +126,18 @@ def _translations(url, frame: pd.DataFrame, reference_url, min_quality):
             f"{url!r} has no {missing} in its ROI table: run Calculate Registration "
             "(image-based) on this plate first."
         )
-    used = frame[columns].astype(float).copy()
     quality = frame[QUALITY_COLUMN].to_numpy(float) if QUALITY_COLUMN in frame else np.ones(len(frame))
-    failed = ~(quality >= min_quality)
-    if failed.any():
-        if failed.all():
-            raise InvalidInputError(
-                f"Every ROI of {url!r} was registered with quality below {min_quality} "
-                f"(best {np.nanmax(quality):.3f}): no translation to fall back on. Check the "
-                "channel, or lower min_quality."
-            )
-        used.loc[failed] = used.loc[~failed].median().to_numpy()
+    chosen = choose_translations(
+        frame[columns].to_numpy(float), quality, min_quality=min_quality, where=repr(url)
+    )
+    if chosen.fallback.any():
         logger.warning(
             "%s: ROIs %s registered with quality below %s take the median translation %s",
-            url, list(frame.index[failed]), min_quality, used.loc[~failed].median().round(4).tolist(),
+            url, list(frame.index[chosen.fallback]), min_quality,
+            chosen.translations[chosen.fallback][0].round(4).tolist(),
         )
-    return used, failed, quality
+    used = pd.DataFrame(chosen.translations, index=frame.index, columns=columns)
+    return used, chosen.fallback, chosen.quality
 
 
 if __name__ == "__main__":
