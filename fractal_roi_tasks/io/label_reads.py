@@ -78,7 +78,7 @@ def measure_label(label, image, channel, *, shape: str, min_area: int, skeletoni
         stop = start + np.stack([features[f"bbox_len_{a}_px"].to_numpy() for a in names], axis=1)
         skeletons = extract_branches_by_object(
             read, image_shape, features["label"].to_numpy(), start, stop,
-            skeletonize=skeletonize, spacing=spacing,
+            skeletonize=skeletonize, spacing=spacing, block_shape=block,
         )
         logger.debug("%d skeletons traced object by object", len(features))
     return roi_set, skeletons, axes

@@ -13,8 +13,9 @@ rings, perimeter and moments depend only on its own edges and their order
 whole array bit for bit. 3D images go plane by plane, as `extract_rois` does.
 
 Memory: a few blocks, plus the pooled edges of the objects crossing block
-borders (of the order of their outlines, which are output anyway), plus the
-output. Intensity sums are accumulated per block: equal to the whole-array
+borders, each traced as soon as the last block it occurs in is done (so the
+pool holds about one band of blocks' crossing objects, not the image's), plus
+the output (O(objects); polygons O(their outline length)). Intensity sums are accumulated per block: equal to the whole-array
 result whenever the sums are exact in float64 (integer channels below 2**53).
 """
 
@@ -207,18 +208,29 @@ def _trace_plane(read_block, z, height, width, blocks, dtype) -> list[Rings]:
         region = _read_haloed(read_block, z, a, b, c, d, height, width, dtype)
         edges = _block_edges(region, a, b, c, d, height, width)
         return [_trace(*edges[:4], dtype)]
-    # Which labels occur in more than one block (halo included)?
+    # Which labels occur in more than one block (halo included), and the
+    # last block each occurs in: its pooled edges are traced right after that
+    # block, so the pool only holds the objects on the current band of blocks.
     present = []
     for a, b, c, d in blocks:
         region = _read_haloed(read_block, z, a, b, c, d, height, width, dtype)
         present.append(np.unique(region))
-    values, counts = np.unique(np.concatenate(present), return_counts=True)
-    shared = values[(counts > 1) & (values != 0)]
+    block_of = np.concatenate([np.full(len(p), i) for i, p in enumerate(present)])
+    values = np.concatenate(present)
     del present
+    order = np.lexsort((block_of, values))
+    values, block_of = values[order], block_of[order]
+    first = np.r_[True, values[1:] != values[:-1]]
+    last = np.r_[values[1:] != values[:-1], True]
+    counts = np.diff(np.r_[np.flatnonzero(first), len(values)])
+    shared_mask = (counts > 1) & (values[first] != 0)
+    shared = values[first][shared_mask]
+    last_block = block_of[last][shared_mask]
+    del values, block_of, order
 
     result: list[Rings] = []
     pool: list[tuple[np.ndarray, ...]] = []
-    for a, b, c, d in blocks:
+    for n, (a, b, c, d) in enumerate(blocks):
         region = _read_haloed(read_block, z, a, b, c, d, height, width, dtype)
         labels, rows, cols, dirs, keys = _block_edges(region, a, b, c, d, height, width)
         del region
@@ -228,9 +240,18 @@ def _trace_plane(read_block, z, height, width, blocks, dtype) -> list[Rings]:
             result.append(_trace(labels[local], rows[local], cols[local], dirs[local], dtype))
         if crossing.any():
             pool.append((labels[crossing], rows[crossing], cols[crossing], dirs[crossing], keys[crossing]))
-    if pool:
+        done = shared[last_block == n]
+        if pool and done.size:
+            labels, rows, cols, dirs, keys = (np.concatenate(p) for p in zip(*pool))
+            finished = np.isin(labels, done)
+            if finished.any():
+                sel = np.flatnonzero(finished)
+                sel = sel[np.argsort(keys[sel], kind="stable")]
+                result.append(_trace(labels[sel], rows[sel], cols[sel], dirs[sel], dtype))
+            rest = ~finished
+            pool = [(labels[rest], rows[rest], cols[rest], dirs[rest], keys[rest])] if rest.any() else []
+    if pool:  # cannot happen (every shared label has a last block); kept for safety
         labels, rows, cols, dirs, keys = (np.concatenate(p) for p in zip(*pool))
-        del pool
         order = np.argsort(keys, kind="stable")
         result.append(_trace(labels[order], rows[order], cols[order], dirs[order], dtype))
     return result

@@ -463,16 +463,20 @@ def extract_branches_by_object(
     *,
     skeletonize: bool = False,
     spacing: Sequence[float] | None = None,
+    block_shape: Sequence[int] = (1024, 1024),
 ) -> SkeletonRois:
-    """`extract_branches` object by object, each on its own bounding box.
+    """`extract_branches` on a label image read box by box, never whole.
 
-    Each object's box, grown by one pixel (clipped to the image), is read
-    through `read_block`, every other label in it is cleared, and
+    Objects are grouped by the block (of `block_shape` rows and columns) that
+    holds the first pixel of their bounding box; for each group the union of
+    its boxes, grown by one pixel (clipped to the image), is read through
+    `read_block`, every label outside the group is cleared, and
     `extract_branches` runs on it; coordinates are shifted back to the image.
     An object's branches only depend on its own pixels (touching labels are
     traced apart anyway), so the result equals `extract_branches` on the whole
-    image restricted to `labels` (`SkeletonRois.keep_labels`). Memory grows
-    with the largest box, not with the image.
+    image restricted to `labels` (`SkeletonRois.keep_labels`), bit for bit.
+    Memory grows with a block plus the largest object's box (times the
+    planes it spans in 3D), not with the image.
 
     Args:
         read_block: returns the (Y, X) window `rows`, `cols` of plane `z`
@@ -482,6 +486,7 @@ def extract_branches_by_object(
         bbox_start, bbox_stop: (N, ndim) first pixel and end (exclusive) of
             each object's box, same order as `labels` (as `extract_rois` gives).
         skeletonize, spacing: as in `extract_branches`.
+        block_shape: (rows, cols) of the blocks objects are grouped by.
 
     Returns:
         `SkeletonRois` over `labels`, with `roi_set.image_shape` the image's.
@@ -491,8 +496,8 @@ def extract_branches_by_object(
         >>> image[2, 1:6] = 7
         >>> image[1:8, 9] = 9
         >>> read = lambda z, r, c: image[r, c]
-        >>> found = extract_branches_by_object(
-        ...     read, image.shape, [7, 9], np.array([[2, 1], [1, 9]]), np.array([[3, 6], [8, 10]]))
+        >>> found = extract_branches_by_object(read, image.shape, [7, 9],
+        ...     np.array([[2, 1], [1, 9]]), np.array([[3, 6], [8, 10]]), block_shape=(4, 4))
         >>> [roi.name for roi in found.roi_set.rois], found.roi_set.rois[1].shapes[0].points[0].tolist()
         (['7-0', '9-0'], [1.0, 9.0])
     """
@@ -512,47 +517,71 @@ def extract_branches_by_object(
             f"bbox_start and bbox_stop must be ({len(labels)}, {ndim}), "
             f"got {bbox_start.shape} and {bbox_stop.shape}."
         )
-    rois, tables, objects = [], [], []
+    by, bx = (max(1, int(b)) for b in block_shape)
+    group = (bbox_start[:, -2] // by) * (image_shape[-1] // bx + 1) + bbox_start[:, -1] // bx
+    parts: list[dict] = []
+    objects = []
     n_isolated = 0
-    for lab, lo, hi in zip(labels.tolist(), bbox_start, bbox_stop):
-        lo = np.maximum(lo - 1, 0)
-        hi = np.minimum(hi + 1, image_shape)
+    for g in np.unique(group).tolist():
+        members = np.flatnonzero(group == g)
+        lo = np.maximum(bbox_start[members].min(axis=0) - 1, 0)
+        hi = np.minimum(bbox_stop[members].max(axis=0) + 1, image_shape)
         rows, cols = slice(int(lo[-2]), int(hi[-2])), slice(int(lo[-1]), int(hi[-1]))
         if ndim == 2:
             box = np.asarray(read_block(0, rows, cols))
         else:
             box = np.stack([np.asarray(read_block(z, rows, cols)) for z in range(lo[0], hi[0])])
-        box = np.where(box == lab, box, 0)
+        box = np.where(np.isin(box, labels[members]), box, 0)
         found = extract_branches(box, skeletonize=skeletonize, spacing=spacing_arr)
-        if found.empty:  # the object is not in its box: the boxes are wrong
-            raise InvalidInputError(f"label {lab} has no pixel in its bounding box {lo}..{hi}.")
+        del box
+        lines = [roi.shapes[0] for roi in found.roi_set.rois]
         offset = lo.astype(np.float64)
-        for roi in found.roi_set.rois:
-            line = roi.shapes[0]
-            rois.append(replace(roi, shapes=(replace(line, points=line.points + offset),)))
-        table = found.roi_set.features.copy()
+        points = [line.points + offset for line in lines]
         # skan's end-to-end distance from the endpoints' image coordinates
         # (times spacing), as on the whole image; a cycle's ends coincide.
-        ends = [
-            (p.points[0], p.points[0] if p.closed else p.points[-1])
-            for p in (r.shapes[0] for r in rois[len(rois) - len(table):])
-        ]
-        if ends:
-            src = np.array([a for a, _ in ends]) * spacing_arr
-            dst = np.array([b for _, b in ends]) * spacing_arr
-            table["euclidean_length_um"] = np.sqrt((dst - src) ** 2 @ np.ones(ndim))
-        tables.append(table)
+        if points:
+            src = np.array([p[0] for p in points]) * spacing_arr
+            dst = np.array([p[0] if line.closed else p[-1] for p, line in zip(points, lines)])
+            euclid = np.sqrt((dst * spacing_arr - src) ** 2 @ np.ones(ndim))
+        else:
+            euclid = np.zeros(0)
+        table = found.roi_set.features
+        parts.append({
+            **{name: table[name].to_numpy() for name in BRANCH_COLUMNS},
+            "euclidean_length_um": euclid,
+            "points": points,
+            "closed": [line.closed for line in lines],
+        })
         objects.append(found.objects)
         n_isolated += found.n_isolated_pixels
-    if tables:
-        table = pd.concat(tables, ignore_index=True)
-        object_table = pd.concat(objects, ignore_index=True)
+    empty = extract_branches(np.zeros((1,) * ndim, np.uint8), spacing=spacing_arr)
+    if parts:
+        label_of = np.concatenate([p["label"] for p in parts])
+        order = np.argsort(label_of, kind="stable")  # a label lies in one group
+        columns = {
+            name: np.concatenate([p[name] for p in parts])[order] for name in BRANCH_COLUMNS
+        }
+        table = pd.DataFrame(columns).astype(empty.roi_set.features.dtypes.to_dict())
+        points = [pt for p in parts for pt in p["points"]]
+        closed = [c for p in parts for c in p["closed"]]
+        rois = tuple(
+            ObjectRoi(
+                label=lab, name=f"{lab}-{br}", shapes=(Polyline(points=points[i], closed=closed[i]),),
+                branch=br,
+            )
+            for lab, br, i in zip(
+                table["label"].tolist(), table["branch"].tolist(), order.tolist()
+            )
+        )
+        stacked = pd.concat(objects, ignore_index=True)
+        object_table = stacked.iloc[
+            np.argsort(stacked["label"].to_numpy(), kind="stable")
+        ].reset_index(drop=True)
     else:
-        empty = extract_branches(np.zeros((1,) * ndim, np.uint8), spacing=spacing_arr)
-        table, object_table = empty.roi_set.features, empty.objects
+        table, object_table, rois = empty.roi_set.features, empty.objects, ()
     roi_set = RoiSet(
         kind="skeleton",
-        rois=tuple(rois),
+        rois=rois,
         features=table,
         image_shape=image_shape,
         spacing=tuple(float(s) for s in spacing_arr),
