@@ -84,6 +84,13 @@ def _add_common(parser: argparse.ArgumentParser, *, run: bool) -> None:
     )
 
 
+def _add_command(commands, name: str, func, **texts) -> argparse.ArgumentParser:
+    """A subcommand running `func`, its help laid out like every other's."""
+    parser = commands.add_parser(name, formatter_class=_formatter, **texts)
+    parser.set_defaults(func=func)
+    return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line parser (subcommands `list`, `run`, `demo`)."""
     parser = argparse.ArgumentParser(
@@ -96,22 +103,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    listing = commands.add_parser(
-        "list", help="the tasks and their arguments",
+    listing = _add_command(
+        commands, "list", list_command, help="the tasks and their arguments",
         description="List the tasks of the manifest with their arguments\n"
         "(name, type, default, description).",
-        epilog=_LIST_EPILOG, formatter_class=_formatter,
+        epilog=_LIST_EPILOG,
     )
     listing.add_argument(
         "task", nargs="?", metavar="TASK", help="show only this task (manifest or module name)"
     )
-    listing.set_defaults(func=list_command)
 
-    run = commands.add_parser(
-        "run", help="run one task over an image or a whole plate",
+    run = _add_command(
+        commands, "run", run_command, help="run one task over an image or a whole plate",
         description="Run one task over one OME-Zarr image or every image of a plate,\n"
         "several images at once, the init part of a compound task first.",
-        epilog=_RUN_EPILOG, formatter_class=_formatter,
+        epilog=_RUN_EPILOG,
     )
     run.add_argument("task", metavar="TASK", help="task name or module name")
     run.add_argument("url", metavar="URL", help="OME-Zarr plate, well or image")
@@ -128,13 +134,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="folder for the init/non-parallel part of a task (default: the plate's parent)",
     )
     _add_common(run, run=True)
-    run.set_defaults(func=run_command)
 
-    demo = commands.add_parser(
-        "demo", help="build a demo plate and run every task on it",
+    demo = _add_command(
+        commands, "demo", demo_command, help="build a demo plate and run every task on it",
         description="Build a demo HCS plate from bundled real images, run every task\n"
         "on it, and show what was found and how to open the results.",
-        epilog=_DEMO_EPILOG, formatter_class=_formatter,
+        epilog=_DEMO_EPILOG,
     )
     demo.add_argument(
         "directory", nargs="?", default="fractal-roi-demo", metavar="DIR",
@@ -144,18 +149,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--overwrite", action="store_true", help="replace a demo plate already in DIR"
     )
     _add_common(demo, run=True)
-    demo.set_defaults(func=demo_command)
 
-    figure = commands.add_parser(
-        "figure", help="draw an overview PNG of what the tasks did on a plate or image",
+    figure = _add_command(
+        commands, "figure", figure_command, help="draw an overview PNG of what the tasks did on a plate or image",
         description="Draw one panel per operation (ROI outlines, registration overlay,\n"
         "stitched mosaic, seam, labels before/after de-duplication) from a plate\n"
         "or image the tasks have run on. Needs matplotlib "
         '(pip install "fractal-roi-tasks[figure]").',
-        formatter_class=_formatter,
     )
     figure.add_argument("paths", nargs="+", metavar="IMAGE_OR_PLATE", help="OME-Zarr plate(s) or image(s)")
     figure.add_argument("-o", "--output", default="overview.png", help="PNG to write (default: overview.png)")
     figure.add_argument("-v", "--verbose", action="store_true", help="log what is read")
-    figure.set_defaults(func=figure_command)
     return parser
