@@ -11,7 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
+from fractal_roi_tasks.names import FOV_ROI_TABLE, WELL_ROI_TABLE
 from fractal_roi_tasks.sample_data.tiles import TileGrid
+from fractal_roi_tasks.sample_data.writing import write_converter_image
 
 TILE_CHANNELS: tuple[tuple[str, str], ...] = (("DAPI", "A01_C01"), ("GFP", "A02_C02"))
 """(label, wavelength_id) of the channels `write_tiles` writes: the tiles, then their negative."""
@@ -105,38 +107,24 @@ def write_tiles(
     Returns:
         The absolute path of the image.
     """
-    import ngio
-
     image, labels = converter_array(tile_grid)
-    spatial = tile_grid.tile_shape
-    axes = ("c", "y", "x") if len(spatial) == 2 else ("c", "z", "y", "x")
-    chunks = (1, *([1] if len(spatial) == 3 else []), *spatial[-2:])
+    if labels is not None and unique_label_ids:
+        labels = _offset_per_tile(tile_grid)
     zarr_url = str(Path(zarr_url).expanduser().absolute())
-    container = ngio.create_ome_zarr_from_array(
-        store=zarr_url,
-        array=image,
-        pixelsize=pixel_size_um,
-        z_spacing=z_spacing_um,
-        levels=levels,
-        axes_names=axes,
-        channels_meta=[
-            ngio.Channel.default_init(label=name, wavelength_id=wavelength)
-            for name, wavelength in TILE_CHANNELS
-        ],
-        ngff_version=ngff_version,
-        chunks=chunks,
-        overwrite=overwrite,
-        consolidation_mode="auto",
-    )
     fov_table, well_table = _tile_rois(tile_grid, pixel_size_um, z_spacing_um, stage_origin_um)
-    container.add_table("FOV_ROI_table", fov_table)
-    container.add_table("well_ROI_table", well_table)
-    if labels is not None:
-        if unique_label_ids:
-            labels = _offset_per_tile(tile_grid)
-        label = container.derive_label(label_name, dtype="uint32")
-        label.set_array(labels)
-        label.consolidate(mode="auto")
+    write_converter_image(
+        zarr_url,
+        image,
+        channels=TILE_CHANNELS,
+        pixel_size_um=pixel_size_um,
+        z_spacing_um=z_spacing_um,
+        chunk_yx=tile_grid.tile_shape[-2:],
+        levels=levels,
+        ngff_version=ngff_version,
+        overwrite=overwrite,
+        tables={FOV_ROI_TABLE: fov_table, WELL_ROI_TABLE: well_table},
+        labels=None if labels is None else {label_name: labels},
+    )
     return zarr_url
 
 

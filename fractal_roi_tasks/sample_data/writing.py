@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
+
+import numpy as np
 
 from fractal_roi_tasks.names import FOV_ROI_TABLE, WELL_ROI_TABLE
 from fractal_roi_tasks.sample_data.constants import (
@@ -69,6 +72,59 @@ def well_stage_origin_um(row: str, column: str, layout: FovLayout) -> tuple[floa
     return centre_y - height / 2, centre_x - width / 2
 
 
+def write_converter_image(
+    zarr_url: str,
+    image: np.ndarray,
+    *,
+    channels: Sequence[tuple[str, str]],
+    pixel_size_um: float,
+    z_spacing_um: float,
+    chunk_yx: Sequence[int],
+    levels: int,
+    ngff_version: str,
+    overwrite: bool,
+    tables: Mapping[str, object],
+    labels: Mapping[str, np.ndarray] | None = None,
+) -> None:
+    """Write an image the way a Fractal converter does, with its tables and label images.
+
+    Args:
+        zarr_url: where to write the image.
+        image: (C, Y, X) or (C, Z, Y, X) array, one channel per entry of ``channels``.
+        channels: (label, wavelength_id) of each channel.
+        pixel_size_um: pixel size in y and x; ``z_spacing_um`` that of the planes.
+        chunk_yx: chunk height and width; a chunk holds one channel and one plane.
+        levels, ngff_version, overwrite: as ngio's ``create_ome_zarr_from_array`` takes them.
+        tables: ngio tables by name.
+        labels: uint32 label images by name, of the image's spatial shape.
+    """
+    import ngio
+
+    axes = ("c", "y", "x") if image.ndim == 3 else ("c", "z", "y", "x")
+    container = ngio.create_ome_zarr_from_array(
+        store=zarr_url,
+        array=image,
+        pixelsize=pixel_size_um,
+        z_spacing=z_spacing_um,
+        levels=levels,
+        axes_names=axes,
+        channels_meta=[
+            ngio.Channel.default_init(label=name, wavelength_id=wavelength_id)
+            for name, wavelength_id in channels
+        ],
+        ngff_version=ngff_version,
+        chunks=(1, *([1] if image.ndim == 4 else []), *chunk_yx),
+        overwrite=overwrite,
+        consolidation_mode="auto",
+    )
+    for name, label_image in (labels or {}).items():
+        label = container.derive_label(name, dtype="uint32")
+        label.set_array(label_image)
+        label.consolidate(mode="auto")
+    for name, table in tables.items():
+        container.add_table(name, table)
+
+
 def write_image(
     zarr_url: str,
     content: SampleContent,
@@ -80,40 +136,26 @@ def write_image(
     overwrite: bool,
 ) -> None:
     """Write one sample image (channels, label, ROI tables) at ``zarr_url``."""
-    import ngio
-
     if layout.z_planes == 1:
         image, label = content.image[:, 0], content.label[0]
-        axes, chunks = ("c", "y", "x"), (1, FOV_SIZE_PX, FOV_SIZE_PX)
     else:
         image, label = content.image, content.label
-        axes, chunks = ("c", "z", "y", "x"), (1, 1, FOV_SIZE_PX, FOV_SIZE_PX)
-    channels = [
-        ngio.Channel.default_init(label=name, wavelength_id=wavelength_id)
-        for name, wavelength_id in CHANNELS
-    ]
-    container = ngio.create_ome_zarr_from_array(
-        store=zarr_url,
-        array=image,
-        pixelsize=PIXEL_SIZE_UM,
-        z_spacing=Z_SPACING_UM,
-        levels=levels,
-        axes_names=axes,
-        channels_meta=channels,
-        ngff_version=ngff_version,
-        chunks=chunks,
-        overwrite=overwrite,
-        consolidation_mode="auto",
-    )
-    nuclei = container.derive_label(NUCLEI_LABEL, dtype="uint32")
-    nuclei.set_array(label)
-    nuclei.consolidate(mode="auto")
-    for name, table in roi_tables(layout, stage_origin_um=stage_origin_um).items():
-        container.add_table(name, table)
-    logger.debug(
-        "Wrote sample image %s: axes %s, shape %s, %d FOVs, %d levels.",
+    write_converter_image(
         zarr_url,
-        axes,
+        image,
+        channels=CHANNELS,
+        pixel_size_um=PIXEL_SIZE_UM,
+        z_spacing_um=Z_SPACING_UM,
+        chunk_yx=(FOV_SIZE_PX, FOV_SIZE_PX),
+        levels=levels,
+        ngff_version=ngff_version,
+        overwrite=overwrite,
+        tables=roi_tables(layout, stage_origin_um=stage_origin_um),
+        labels={NUCLEI_LABEL: label},
+    )
+    logger.debug(
+        "Wrote sample image %s: shape %s, %d FOVs, %d levels.",
+        zarr_url,
         image.shape,
         layout.n_fovs,
         levels,
