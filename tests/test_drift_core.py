@@ -1,0 +1,172 @@
+"""Drift of time-lapses: known paths of real bundled images moving inside the frame.
+
+Frames are fields of scikit-image's bundled ``retina`` moved by a known
+sub-pixel displacement (a Fourier shift, `shifted_field`) with camera noise;
+the truth is the path the test draws.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from fractal_roi_tasks.drift import estimate_drift, frame_pairs, solve_path
+from fractal_roi_tasks.errors import InvalidInputError
+from fractal_roi_tasks.registration.shift import estimate_shift
+from fractal_roi_tasks.sample_data import load_source, shifted_field
+
+SOURCE = load_source("retina")
+NOISE = 0.03 * float(SOURCE.std())
+
+
+def make_frames(path, *, shape=(192, 192), z_planes=1, seed=0, noise=NOISE):
+    """Frames whose content sits at ``path[t]`` (pixels) relative to frame 0, with noise."""
+    rng = np.random.default_rng(seed)
+    frames = np.stack(
+        [shifted_field(SOURCE, p, origin=(520, 520), shape=shape, z_planes=z_planes) for p in path]
+    )
+    return frames + rng.normal(0.0, noise, frames.shape)
+
+
+def chained(frames):
+    """The chained estimate users do today: each frame against the previous, summed."""
+    shifts = [np.zeros(frames.ndim - 1)]
+    for t in range(1, frames.shape[0]):
+        step = estimate_shift(frames[t - 1], frames[t], upsample_factor=1000).shift
+        shifts.append(shifts[-1] + np.array(step))
+    return -np.array(shifts)
+
+
+def random_walk(n_frames, step_px, seed):
+    steps = np.random.default_rng(seed).normal(0.0, step_px, (n_frames - 1, 2))
+    return np.vstack([np.zeros((1, 2)), np.cumsum(steps, axis=0)])
+
+
+def test_random_walk_with_sub_pixel_steps():
+    path = random_walk(48, 0.35, seed=3)
+    drift = estimate_drift(make_frames(path, seed=4))
+    assert np.abs(drift.displacement_px - path).max() < 0.05
+    assert not drift.interpolated.any() and not drift.blank.any()
+    assert np.array_equal(drift.shift_px[0], [0.0, 0.0])
+    assert (drift.quality > 0.9).all() and drift.pair_used.all()
+
+
+def test_the_solve_beats_the_chain_on_the_same_frames():
+    # A long, noisy time-lapse: the chain adds the error of every step, the
+    # solve does not (RMS over the second half; 0.25 to 0.67 of the chain's
+    # over three seeds tried).
+    path = random_walk(96, 0.35, seed=13)
+    frames = make_frames(path, shape=(128, 128), seed=14, noise=2 * NOISE)
+    error = np.abs(estimate_drift(frames).displacement_px - path)[48:]
+    chain_error = np.abs(chained(frames) - path)[48:]
+    assert np.sqrt((error**2).mean()) < 0.8 * np.sqrt((chain_error**2).mean())
+    assert error.max() < chain_error.max()
+
+
+def test_slow_linear_drift_below_a_twentieth_of_a_pixel_per_frame():
+    path = np.outer(np.arange(40), [0.03, -0.045])
+    drift = estimate_drift(make_frames(path, seed=5))
+    assert np.abs(drift.displacement_px - path).max() < 0.05
+    # The drift over the whole time-lapse (1.2 and 1.8 px) is found to the same bound.
+    assert np.abs(drift.displacement_px[-1] - path[-1]).max() < 0.05
+
+
+def test_a_jump_of_several_pixels():
+    path = np.outer(np.arange(32), [0.02, 0.01])
+    path[17:] += [6.5, -9.25]
+    drift = estimate_drift(make_frames(path, seed=6))
+    assert np.abs(drift.displacement_px - path).max() < 0.05
+    assert not drift.interpolated.any()
+
+
+def test_blank_and_out_of_focus_frames_are_flagged_and_interpolated():
+    path = np.outer(np.arange(30), [0.04, -0.03])
+    frames = make_frames(path, seed=7)
+    rng = np.random.default_rng(8)
+    frames[6] = frames.mean() + rng.normal(0.0, NOISE, frames[6].shape)  # noise only
+    frames[7] = frames.mean()  # constant
+    frames[20] = ndimage.gaussian_filter(frames[20], 12)  # far out of focus
+    drift = estimate_drift(frames)
+    assert np.flatnonzero(drift.blank).tolist() == [6, 7, 20]
+    assert np.flatnonzero(drift.interpolated).tolist() == [6, 7, 20]
+    assert all(drift.reason[t] for t in (6, 7, 20))
+    assert "no contrast" in drift.reason[7]
+    assert not any(drift.reason[t] for t in range(30) if t not in (6, 7, 20))
+    # Their pairs are left out of the solve; the others still carry it.
+    touching = np.isin(drift.pairs, [6, 7, 20]).any(axis=1)
+    assert not drift.pair_used[touching].any() and drift.pair_used[~touching].all()
+    # The path is linear, so interpolation between good frames recovers it.
+    assert np.abs(drift.displacement_px - path).max() < 0.05
+
+
+def test_a_drift_in_3d_with_focus_drift():
+    path = np.array([(0.0, 0.0, 0.0), (0.2, 0.4, -0.3), (0.5, 0.7, -0.9), (0.6, 1.3, -1.2),
+                     (0.9, 1.5, -1.6), (1.3, 2.1, -1.8)])
+    frames = make_frames(path, shape=(128, 128), z_planes=12, seed=9, noise=NOISE / 2)
+    assert frames.shape == (6, 12, 128, 128)
+    drift = estimate_drift(frames)
+    assert drift.shift_px.shape == (6, 3)
+    error = np.abs(drift.displacement_px - path)
+    assert error[:, 1:].max() < 0.05  # y, x in pixels
+    assert error[:, 0].max() < 0.1  # z in planes
+
+
+def test_a_reference_in_the_middle():
+    path = random_walk(12, 0.3, seed=10)
+    drift = estimate_drift(make_frames(path, seed=11), reference=5)
+    assert np.array_equal(drift.shift_px[5], [0.0, 0.0])
+    assert np.abs(drift.displacement_px - (path - path[5])).max() < 0.05
+    assert drift.reference == 5
+    assert estimate_drift(make_frames(path, seed=11), reference=-1).reference == 11
+
+
+def test_frame_pairs_reference_and_time_scales():
+    pairs = frame_pairs(100, max_step=None)
+    # Every frame meets the reference, plus steps 1, 2, 4, ..., 64: O(T log T).
+    assert len(pairs) == 99 + sum(100 - s for s in (1, 2, 4, 8, 16, 32, 64)) - 7
+    assert len({tuple(p) for p in pairs}) == len(pairs) and (pairs[:, 0] < pairs[:, 1]).all()
+    assert len(frame_pairs(100, max_step=8)) == 99 + sum(100 - s for s in (1, 2, 4, 8)) - 4
+    middle = frame_pairs(6, reference=3, max_step=1).tolist()
+    assert middle == [[0, 1], [0, 3], [1, 2], [1, 3], [2, 3], [3, 4], [3, 5], [4, 5]]
+
+
+def test_solve_drops_a_wrong_pair_and_keeps_the_path():
+    truth = np.array([[0.0, 0.0], [0.1, 0.2], [0.3, 0.1], [0.4, 0.5], [0.6, 0.4]])
+    pairs = frame_pairs(5, max_step=2)
+    measured = truth[pairs[:, 1]] - truth[pairs[:, 0]]
+    wrong = int(np.flatnonzero((pairs == [1, 3]).all(axis=1))[0])
+    measured[wrong] += [3.0, -2.0]
+    solution = solve_path(5, pairs, measured, np.ones(len(pairs)))
+    assert solution.rejected.tolist() == [k == wrong for k in range(len(pairs))]
+    assert np.allclose(solution.shift_px, truth)
+    assert solution.residual_px[wrong] == pytest.approx(np.hypot(3.0, 2.0))
+
+
+def test_a_frame_no_pair_reaches_is_interpolated():
+    truth = np.array([[0.0, 0.0], [1.0, 0.0], [2.0, 0.0], [3.0, 0.0]])
+    pairs = np.array([[0, 1], [1, 2], [2, 3]])
+    solution = solve_path(4, pairs, truth[1:] - truth[:-1], np.array([1.0, 0.0, 1.0]))
+    assert solution.connected.tolist() == [True, True, False, False]
+    assert np.isnan(solution.shift_px[2:]).all()
+
+
+def test_bad_input_says_what_was_wrong():
+    frames = make_frames(np.zeros((3, 2)))
+    with pytest.raises(InvalidInputError, match=r"\(T, Y, X\) or \(T, Z, Y, X\).*shape \(192, 192\)"):
+        estimate_drift(frames[0])
+    with pytest.raises(InvalidInputError, match="at least 2 time points, got 1"):
+        estimate_drift(frames[:1])
+    with pytest.raises(InvalidInputError, match="reference must be a time index from 0 to 2, got 3"):
+        estimate_drift(frames, reference=3)
+    with pytest.raises(InvalidInputError, match="max_step must be None or an integer >= 1, got 0"):
+        estimate_drift(frames, max_step=0)
+    bad = frames.copy()
+    bad[2, 5, 5] = np.nan
+    with pytest.raises(InvalidInputError, match=r"NaN or infinite values \(time points \[2\]\)"):
+        estimate_drift(bad)
+    blank_reference = frames.copy()
+    blank_reference[0] = 1.0
+    with pytest.raises(InvalidInputError, match="reference frame 0 cannot be used.*frame [12] has"):
+        estimate_drift(blank_reference)
+    assert np.array_equal(blank_reference[0], np.ones((192, 192)))  # not modified
