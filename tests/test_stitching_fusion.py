@@ -15,7 +15,8 @@ import pytest
 from fractal_roi_tasks.errors import InvalidInputError
 from fractal_roi_tasks.sample_data import load_cardiomyocyte_nuclei, load_source
 from fractal_roi_tasks.sample_tiles import tile_grid
-from fractal_roi_tasks.stitching import fusion
+from fractal_roi_tasks.stitching import fusion, ownership, resampling
+from fractal_roi_tasks.stitching import mosaic as mosaic_module
 from fractal_roi_tasks.stitching.fusion import (
     Mosaic,
     block_grid,
@@ -69,8 +70,12 @@ def nuclei_grid():
     )
 
 
-def test_doctests():
-    assert doctest.testmod(fusion, raise_on_error=False).failed == 0
+@pytest.mark.parametrize(
+    "module", [fusion, mosaic_module, ownership, resampling], ids=lambda m: m.__name__
+)
+def test_doctests(module):
+    result = doctest.testmod(module, raise_on_error=False)
+    assert result.failed == 0 and result.attempted > 0
 
 
 def test_mosaic_geometry_is_the_smallest_box_of_rounded_footprints():

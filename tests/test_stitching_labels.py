@@ -18,7 +18,7 @@ from skimage import filters, measure, morphology
 from fractal_roi_tasks.errors import InvalidInputError
 from fractal_roi_tasks.sample_data import load_cardiomyocyte_nuclei, load_source
 from fractal_roi_tasks.sample_tiles import tile_grid
-from fractal_roi_tasks.stitching import labels
+from fractal_roi_tasks.stitching import label_matching, label_merge, label_ownership, labels
 from fractal_roi_tasks.stitching.fusion import block_grid, block_parts, fuse_block, mosaic_geometry
 from fractal_roi_tasks.stitching.labels import (
     BoxAccumulator,
@@ -152,8 +152,12 @@ def true_tiles(grid):
     )
 
 
-def test_doctests():
-    assert doctest.testmod(labels, raise_on_error=False).failed == 0
+@pytest.mark.parametrize(
+    "module", [labels, label_ownership, label_matching, label_merge], ids=lambda m: m.__name__
+)
+def test_doctests(module):
+    result = doctest.testmod(module, raise_on_error=False)
+    assert result.failed == 0 and result.attempted > 0
 
 
 @pytest.mark.parametrize("make_grid", [nuclei_grid, coins_grid])
