@@ -261,3 +261,67 @@ def test_bad_input_is_refused_before_anything_is_written(tmp_path):
         stitch_and_dedup(zarr_url=url, roi_table="one")
     assert not (tmp_path / "two.zarr_stitched").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["two.zarr"]
+
+
+def fused_from_roi_positions(tmp_path, caplog, *, drop_stage_columns: bool, **options):
+    """Stitch a 2 x 2 grid placed from its ROI positions; returns (input, output, log)."""
+    grid = nuclei_grid(grid=(2, 2), tile_shape=(128, 128))
+    url = make_tiled_plate(tmp_path, grid)
+    container = ngio.open_ome_zarr_container(url)
+    if drop_stage_columns:
+        frame = container.get_roi_table("FOV_ROI_table").dataframe
+        table = ngio.RoiTable()
+        table.set_table_data(frame.drop(columns=["x_micrometer_original", "y_micrometer_original"]))
+        container.add_table("FOV_ROI_table", table, overwrite=True)
+    with caplog.at_level(logging.INFO):
+        stitched = open_output(stitch_and_dedup(zarr_url=url, **options))
+    return container, stitched, caplog.text
+
+
+def test_without_stage_positions_tiles_stay_at_their_rois(tmp_path, caplog):
+    # A converter writes the tiles side by side: their ROIs do not overlap, so
+    # placed from them every tile keeps its place in the array, flagged.
+    source, stitched, log = fused_from_roi_positions(tmp_path, caplog, drop_stage_columns=False,
+                                                     use_stage_positions=False)
+    assert "4 tiles from their ROI positions" in log and "has no" not in log
+    assert np.array_equal(stitched.get_image().get_array(), source.get_image().get_array())
+    frame = stitched.get_roi_table("FOV_ROI_table").dataframe
+    assert frame[STITCH_FALLBACK_COLUMN].tolist() == [1.0] * 4
+    assert np.allclose(frame[list(STITCH_CORRECTION_COLUMNS)].to_numpy(), 0.0)
+    # The stage columns travel with the table even when they were not used.
+    assert frame["x_micrometer_original"].tolist() == source.get_roi_table(
+        "FOV_ROI_table").dataframe["x_micrometer_original"].tolist()
+    tiles, fused = source.get_label("nuclei").get_array(), stitched.get_label("nuclei").get_array()
+    assert np.array_equal(fused > 0, tiles > 0)
+    # Nothing shared: every (tile, id) is its own object, numbered 1..n.
+    per_tile = [len(np.unique(tiles[y : y + 128, x : x + 128])) - 1 for y in (0, 128) for x in (0, 128)]
+    assert np.array_equal(np.unique(fused)[1:], np.arange(1, sum(per_tile) + 1))
+
+
+def test_a_table_without_stage_columns_is_placed_from_its_rois(tmp_path, caplog):
+    source, stitched, log = fused_from_roi_positions(tmp_path, caplog, drop_stage_columns=True)
+    assert "has no y_micrometer_original / x_micrometer_original columns" in log
+    assert "placed from their ROI positions instead" in log
+    assert np.array_equal(stitched.get_image().get_array(), source.get_image().get_array())
+    frame = stitched.get_roi_table("FOV_ROI_table").dataframe
+    assert "x_micrometer_original" not in frame.columns
+    assert frame[STITCH_FALLBACK_COLUMN].tolist() == [1.0] * 4
+
+
+def test_groups_no_link_joins_each_keep_their_own_mean_start(tmp_path):
+    # Four tiles in a row; the stage puts the last two 300 px further right,
+    # so no overlap joins the pairs: each pair is placed on its own.
+    grid = nuclei_grid(grid=(1, 4), tile_shape=(160, 160))
+    stage = grid.stage_px + np.array([[0, 0], [0, 0], [0, 300], [0, 300]])
+    url = write_tiles(tmp_path / "apart.zarr", dataclasses.replace(grid, stage_px=stage))
+    frame = open_output(stitch_and_dedup(zarr_url=url)).get_roi_table("FOV_ROI_table").dataframe
+    correction = frame[list(STITCH_CORRECTION_COLUMNS)].to_numpy(float)
+    assert frame[STITCH_FALLBACK_COLUMN].tolist() == [0.0] * 4
+    for pair in ([0, 1], [2, 3]):
+        assert np.allclose(correction[pair].mean(axis=0), 0.0, atol=1e-6)
+        assert np.abs(correction[pair]).max() > 0.1  # each was moved, around its own mean
+    # Within each pair the placement is the truth, not the stage.
+    placed = stage + correction / PIXEL_UM
+    for i, j in ([0, 1], [2, 3]):
+        truth = grid.positions_px[j] - grid.positions_px[i]
+        assert np.abs((placed[j] - placed[i]) - truth).max() < 0.1
