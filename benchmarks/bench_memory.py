@@ -33,8 +33,13 @@ import ngio
 import numpy as np
 
 from fractal_roi_tasks.dev.peak_rss import baseline_rss_mib, run_task
-from fractal_roi_tasks.sample_data import FOV_SIZE_PX, load_source, make_plate
-from fractal_roi_tasks.sample_tiles import make_tiled_plate, tile_grid
+from fractal_roi_tasks.sample_data import (
+    FOV_SIZE_PX,
+    load_source,
+    make_plate,
+    make_tiled_plate,
+    tile_grid,
+)
 from fractal_roi_tasks.tasks.init_calculate_registration import init_calculate_registration
 from fractal_roi_tasks.tasks.init_registration_consensus import init_registration_consensus
 

@@ -3,7 +3,7 @@
     python benchmarks/bench_stitch.py            # 5 scenarios, 16 to 256 tiles
     python benchmarks/bench_stitch.py --quick    # smaller grids, a few seconds
 
-Each scenario is a grid of tiles cut by `fractal_roi_tasks.sample_tiles.tile_grid`
+Each scenario is a grid of tiles cut by `fractal_roi_tasks.sample_data.tile_grid`
 from a bundled real image at known sub-pixel positions, with a gaussian stage
 error, vignetting (multiplicative falloff to the corners) and camera noise;
 the stage positions are the prior. Scenarios: dense texture (the retina, 15%
@@ -58,8 +58,7 @@ import numpy as np
 import pandas as pd
 from skimage.registration import phase_cross_correlation
 
-from fractal_roi_tasks.sample_data import load_source
-from fractal_roi_tasks.sample_tiles import TileGrid, tile_grid
+from fractal_roi_tasks.sample_data import TileGrid, load_source, tile_grid
 from fractal_roi_tasks.stitching.solve import place_tiles
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # also when loaded by path (tests)

@@ -26,8 +26,13 @@ from fractal_roi_tasks.names import (
     TRANSLATION_COLUMN,
 )
 from fractal_roi_tasks.runner import TaskSpec, list_tasks
-from fractal_roi_tasks.sample_data import NUCLEI_LABEL, SamplePlate, make_plate, random_shifts
-from fractal_roi_tasks.sample_tiles import TileGrid
+from fractal_roi_tasks.sample_data import (
+    NUCLEI_LABEL,
+    SamplePlate,
+    TileGrid,
+    make_plate,
+    random_shifts,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -160,7 +165,7 @@ class DemoTiles:
 def build_demo_tiles(root: str | os.PathLike[str], *, overwrite: bool = False) -> DemoTiles:
     """Write the tile plate into `root` (see `DEMO_TILE_OPTIONS`); label ids unique per image."""
     from fractal_roi_tasks.sample_data import load_cardiomyocyte_nuclei
-    from fractal_roi_tasks.sample_tiles import make_tiled_plate, tile_grid
+    from fractal_roi_tasks.sample_data import make_tiled_plate, tile_grid
 
     raw, nuclei = load_cardiomyocyte_nuclei()
     grid = tile_grid(raw / 65535.0, object_labels=nuclei, **DEMO_TILE_OPTIONS)

@@ -1,6 +1,5 @@
 """ROI file formats: bytes round trips and the registry."""
 
-import doctest
 import json
 
 import numpy as np
@@ -149,8 +148,3 @@ def test_a_features_table_out_of_step_with_the_rois_is_refused():
     for name in ("json", "imagej", "geojson", "ome_xml"):
         with pytest.raises(InvalidInputError, match="expected one row per ROI"):
             get_format(name).to_bytes(short)
-
-
-def test_batch_doctests():
-    result = doctest.testmod(batch)
-    assert result.attempted > 0 and result.failed == 0

@@ -1,10 +1,7 @@
 """`check_name`: names of labels, tables and channels are names, never paths."""
 
-import doctest
-
 import pytest
 
-from fractal_roi_tasks import names
 from fractal_roi_tasks.errors import InvalidNameError
 from fractal_roi_tasks.names import check_name
 
@@ -53,8 +50,3 @@ def test_the_error_names_the_argument_and_is_a_value_error():
 def test_non_strings_are_refused():
     with pytest.raises(InvalidNameError, match="label_name must be a non-empty name, got None"):
         check_name(None, what="label_name")
-
-
-def test_docstring_examples_run():
-    result = doctest.testmod(names)
-    assert result.attempted >= 2 and result.failed == 0

@@ -633,12 +633,3 @@ def test_manifest_declares_the_reader():
     assert getattr(importlib.import_module(module_name), function) is get_reader
     assert reader["filename_patterns"] == ["*_rois.json"]
     assert reader["accepts_directories"] is True
-
-
-def test_docstring_examples_run():
-    import doctest
-
-    from fractal_roi_tasks import napari_reader
-
-    result = doctest.testmod(napari_reader)
-    assert result.attempted > 0 and result.failed == 0

@@ -8,7 +8,6 @@ per FOV, with Poisson and gaussian camera noise.
 
 from __future__ import annotations
 
-import doctest
 import itertools
 import math
 
@@ -327,23 +326,6 @@ def test_quality_drops_with_noise_and_is_one_for_identical_images():
 def test_bad_inputs_are_rejected(reference, moving, options, message):
     with pytest.raises(InvalidInputError, match=message):
         estimate_shift(reference, moving, **options)
-
-
-def test_docstring_examples_run():
-    from fractal_roi_tasks.registration import (
-        coarse,
-        consensus,
-        correlation,
-        fine,
-        inputs,
-        shift,
-        windows,
-        z_shift,
-    )
-
-    for module in (shift, coarse, fine, windows, z_shift, inputs, consensus, correlation):
-        result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
-        assert result.failed == 0 and result.attempted > 0, module.__name__
 
 
 # --------------------------------------------------------------------------

@@ -16,8 +16,7 @@ import pytest
 from scipy import ndimage
 
 from fractal_roi_tasks.errors import InvalidInputError
-from fractal_roi_tasks.sample_data import load_source
-from fractal_roi_tasks.sample_tiles import tile_grid
+from fractal_roi_tasks.sample_data import load_source, tile_grid
 from fractal_roi_tasks.stitching.pairwise import (
     Link,
     LinkWindow,
@@ -396,13 +395,3 @@ def test_solve_positions_on_thousands_of_tiles_finds_the_corrupted_links():
     error = placement.positions_px - truth
     error -= error.mean(axis=0)
     assert np.abs(error).max() < 0.5 and not placement.fell_back.any()
-
-
-def test_docstring_examples_run():
-    import doctest
-
-    from fractal_roi_tasks.stitching import overlaps, pairwise
-
-    for module in (overlaps, pairwise):
-        result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
-        assert result.failed == 0 and result.attempted > 0, module.__name__

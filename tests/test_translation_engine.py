@@ -9,8 +9,6 @@ references computed pixel by pixel on small arrays.
 
 from __future__ import annotations
 
-import doctest
-import importlib
 import math
 
 import numpy as np
@@ -45,8 +43,6 @@ from fractal_roi_tasks.translation.spectra import (
 )
 from fractal_roi_tasks.translation.whole_pixel import coarse_displacement, masked_ncc_match
 
-MODULES = ["boxes", "intensity", "likelihood", "peak", "refine", "spectra", "whole_pixel"]
-
 
 def fourier_shifted(image: np.ndarray, displacement) -> np.ndarray:
     """``image`` with its content moved by ``displacement`` (y, x) px, by a Fourier phase ramp."""
@@ -63,13 +59,6 @@ def cross_spectrum(reference, moving, spectral_band, *, residual=(0.0, 0.0), tap
     a = windowed_spectrum(reference.astype(np.float32), (0.0, 0.0), taper, spectral_band)
     b = windowed_spectrum(moving.astype(np.float32), residual, taper, spectral_band)
     return b * np.conj(a) * spectral_band.weight, a, b
-
-
-@pytest.mark.parametrize("name", MODULES)
-def test_docstring_examples_run(name):
-    module = importlib.import_module(f"fractal_roi_tasks.translation.{name}")
-    result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert result.failed == 0 and result.attempted > 0
 
 
 # --------------------------------------------------------------------------
