@@ -63,16 +63,22 @@ def level_scale(ome_zarr: ngio.OmeZarrContainer, image_like, axes: tuple[str, ..
 def masking_table(roi_set: RoiSet, label_name: str) -> ngio.MaskingRoiTable:
     """One bounding box per object, in micrometers, relative to the image origin."""
     feats = roi_set.features
-    three_d = "bbox_z_um" in feats
+    axes = ("x", "y", "z") if "bbox_z_um" in feats else ("x", "y")
+    columns = [
+        (axis, feats[f"bbox_{axis}_um"].tolist(), feats[f"bbox_len_{axis}_um"].tolist())
+        for axis in axes
+    ]
+    labels = feats["label"].tolist()
+    # The same ROIs `Roi.from_values` builds, from plain lists rather than a
+    # row iterator and its value dispatch: about half the time for many objects.
+    make_slice, make_roi = ngio.RoiSlice, ngio.Roi
     rois = []
-    for row in feats.itertuples(index=False):
-        slices = {
-            "x": (row.bbox_x_um, row.bbox_len_x_um),
-            "y": (row.bbox_y_um, row.bbox_len_y_um),
-        }
-        if three_d:
-            slices["z"] = (row.bbox_z_um, row.bbox_len_z_um)
-        rois.append(ngio.Roi.from_values(slices, name=str(row.label), label=int(row.label)))
+    for i, lab in enumerate(labels):
+        slices = tuple(
+            make_slice(axis_name=axis, start=start[i], length=length[i])
+            for axis, start, length in columns
+        )
+        rois.append(make_roi(name=str(lab), slices=slices, label=int(lab), space="world"))
     return ngio.MaskingRoiTable(rois, reference_label=label_name)
 
 

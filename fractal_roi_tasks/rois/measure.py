@@ -68,7 +68,8 @@ def plane_moments(rings: Rings) -> PlaneMoments:
     y0, x0 = pts[:, 0], pts[:, 1]
     y1, x1 = pts[nxt, 0], pts[nxt, 1]
     cross = x0 * y1 - x1 * y0
-    obj = np.searchsorted(labels, rings.labels)[ring_of_vertex]
+    ring_obj = np.searchsorted(labels, rings.labels)
+    obj = ring_obj[ring_of_vertex]
 
     def total(weights):
         return np.bincount(obj, weights=weights, minlength=n)
@@ -84,10 +85,12 @@ def plane_moments(rings: Rings) -> PlaneMoments:
     cov[:, 1, 1] = xx - mean_x**2
     cov[:, 0, 1] = cov[:, 1, 0] = xy - mean_x * mean_y
 
+    # Extremes per ring first (rings are contiguous runs of vertices), then
+    # per object over its few rings: min and max are exact in any order.
     lo = np.full((n, 2), np.inf)
     hi = np.full((n, 2), -np.inf)
-    np.minimum.at(lo, obj, pts)
-    np.maximum.at(hi, obj, pts)
+    np.minimum.at(lo, ring_obj, np.minimum.reduceat(pts, rings.bounds[:-1], axis=0))
+    np.maximum.at(hi, ring_obj, np.maximum.reduceat(pts, rings.bounds[:-1], axis=0))
     return PlaneMoments(
         labels=labels,
         area=np.rint(area),
