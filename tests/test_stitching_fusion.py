@@ -7,7 +7,6 @@ them at those positions must give the mosaic back.
 
 from __future__ import annotations
 
-import doctest
 
 import numpy as np
 import pytest
@@ -15,8 +14,6 @@ import pytest
 from fractal_roi_tasks.errors import InvalidInputError
 from fractal_roi_tasks.sample_data import load_cardiomyocyte_nuclei, load_source
 from fractal_roi_tasks.sample_tiles import tile_grid
-from fractal_roi_tasks.stitching import fusion, ownership, resampling
-from fractal_roi_tasks.stitching import mosaic as mosaic_module
 from fractal_roi_tasks.stitching.fusion import (
     Mosaic,
     block_grid,
@@ -68,14 +65,6 @@ def nuclei_grid():
         magnify=2,
         seed=3,
     )
-
-
-@pytest.mark.parametrize(
-    "module", [fusion, mosaic_module, ownership, resampling], ids=lambda m: m.__name__
-)
-def test_doctests(module):
-    result = doctest.testmod(module, raise_on_error=False)
-    assert result.failed == 0 and result.attempted > 0
 
 
 def test_mosaic_geometry_is_the_smallest_box_of_rounded_footprints():

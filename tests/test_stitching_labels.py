@@ -8,7 +8,6 @@ must have one id, and no id two objects.
 
 from __future__ import annotations
 
-import doctest
 
 import numpy as np
 import pytest
@@ -18,7 +17,6 @@ from skimage import filters, measure, morphology
 from fractal_roi_tasks.errors import InvalidInputError
 from fractal_roi_tasks.sample_data import load_cardiomyocyte_nuclei, load_source
 from fractal_roi_tasks.sample_tiles import tile_grid
-from fractal_roi_tasks.stitching import label_matching, label_merge, label_ownership, labels
 from fractal_roi_tasks.stitching.fusion import block_grid, block_parts, fuse_block, mosaic_geometry
 from fractal_roi_tasks.stitching.labels import (
     BoxAccumulator,
@@ -150,14 +148,6 @@ def true_tiles(grid):
     return np.stack(
         [grid.object_labels[..., y : y + h, x : x + w] for y, x in grid.label_positions_px]
     )
-
-
-@pytest.mark.parametrize(
-    "module", [labels, label_ownership, label_matching, label_merge], ids=lambda m: m.__name__
-)
-def test_doctests(module):
-    result = doctest.testmod(module, raise_on_error=False)
-    assert result.failed == 0 and result.attempted > 0
 
 
 @pytest.mark.parametrize("make_grid", [nuclei_grid, coins_grid])
