@@ -183,7 +183,7 @@ def run_case(title: str, frames: np.ndarray, path: np.ndarray) -> dict[str, dict
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--frames", type=int, default=100, help="2D time points")
+    parser.add_argument("--frames", type=int, default=100, help="2D time points (0: no 2D case)")
     parser.add_argument("--size", type=int, default=1024, help="2D frame side in pixels")
     parser.add_argument("--frames-3d", type=int, default=30, help="3D time points (0: no 3D case)")
     parser.add_argument("--planes", type=int, default=40, help="planes of each 3D frame")
@@ -200,8 +200,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> dict[str, dict]:
     args = parse(argv)
     results = {}
-    path = true_path(args.frames, 2, args.step, args.seed)
-    results["2d"] = run_case("2D", make_frames(path, args.size, 1, args.seed + 1), path)
+    if args.frames > 0:
+        path = true_path(args.frames, 2, args.step, args.seed)
+        results["2d"] = run_case("2D", make_frames(path, args.size, 1, args.seed + 1), path)
     if args.frames_3d > 0:
         path = true_path(args.frames_3d, 3, args.step, args.seed + 2)
         frames = make_frames(path, args.size_3d, args.planes, args.seed + 3)

@@ -54,3 +54,10 @@ def test_the_true_path_and_frames_are_what_the_docstring_says():
     frames = bench.make_frames(path[:3], 64, 1, seed=2)
     assert frames.shape == (3, 64, 64) and frames.dtype == np.uint16
     assert bench.make_frames(path[:2], 48, 5, seed=2).shape == (2, 5, 48, 48)
+
+
+def test_each_case_can_be_left_out(capsys):
+    bench = load()
+    assert bench.main([*TINY, "--frames", "0", "--frames-3d", "0"]) == {}
+    result = bench.main([*TINY, "--frames", "0"])
+    assert set(result) == {"3d"} and "2D:" not in capsys.readouterr().out
