@@ -100,10 +100,14 @@ def _frames(frames: object) -> np.ndarray:
         )
     if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
         raise InvalidInputError(f"frames must be real-valued, got dtype {array.dtype}.")
-    if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
-        bad = np.flatnonzero(~np.isfinite(array).reshape(array.shape[0], -1).all(axis=1))
+    if np.issubdtype(array.dtype, np.floating):
+        # Frame by frame: no temporary the size of the whole time-lapse.
+        bad = [t for t in range(array.shape[0]) if not np.isfinite(array[t]).all()]
+    else:
+        bad = []
+    if bad:
         raise InvalidInputError(
-            f"frames contain NaN or infinite values (time points {bad.tolist()})."
+            f"frames contain NaN or infinite values (time points {bad})."
         )
     return array
 
