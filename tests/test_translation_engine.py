@@ -403,3 +403,18 @@ def test_common_box_holds_exactly_the_pixels_both_windows_share():
         assert moved(box, d) == tuple(slice(s.start + k, s.stop + k) for s, k in zip(box, d))
     assert common_box((10, 10), (10, 10), (0, 0), min_size=4, margin=(3, 3)) == (slice(3, 7), slice(3, 7))
     assert common_box((10, 10), (10, 10), (0, 0), min_size=5, margin=(3, 3)) is None
+
+
+def test_polynomial_bases_kept_are_bounded_in_bytes_not_in_count():
+    from fractal_roi_tasks.translation import intensity
+
+    first = intensity.polynomial_basis((300, 301), 2)
+    assert intensity.polynomial_basis((300, 301), 2) is first  # the same shape again: kept
+    assert not first.flags.writeable
+    for width in range(200, 260):  # stitching: a new window shape at every link
+        intensity.polynomial_basis((500, width), 2)
+    kept = sum(basis.nbytes for basis in intensity._bases.values())
+    assert kept <= intensity.BASIS_CACHE_BYTES
+    assert 60 * 500 * 230 * 6 * 8 > 2 * intensity.BASIS_CACHE_BYTES  # what a cache by count held
+    huge = intensity.polynomial_basis((2048, 1100), 2)  # larger than the bound: computed, not kept
+    assert huge.shape == (2048 * 1100, 6) and all(b is not huge for b in intensity._bases.values())

@@ -57,7 +57,6 @@ def place_image_tiles(
     """
     from fractal_roi_tasks.stitching.pairwise import link_windows, measure_link
     from fractal_roi_tasks.stitching.solve import solve_positions
-    from fractal_roi_tasks.translation.intensity import polynomial_basis
 
     boxes = tiles.boxes(image)
     shapes = np.array([[b.stop - b.start for b in box] for box in boxes])
@@ -71,10 +70,6 @@ def place_image_tiles(
         first = pixels.read_projected(window.first, window.first_box, c=channel)
         second = pixels.read_projected(window.second, window.second_box, c=channel)
         links.append(measure_link(window, first, second, max_shift_px=max_shift_px))
-        # The engine caches one (pixels x terms) float64 basis per window shape;
-        # overlap windows rarely share a shape, so 64 of them (~350 MiB for
-        # 1024 px tiles) would pile up: keep only what one link uses.
-        polynomial_basis.cache_clear()
         if done % 200 == 0:
             logger.info("measured %d of %d tile overlaps", done, len(windows))
     placement = solve_positions(prior, links)

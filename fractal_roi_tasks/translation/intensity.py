@@ -9,8 +9,8 @@ gradients (the input of its whole-pixel match).
 
 from __future__ import annotations
 
-import functools
 import math
+from collections import OrderedDict
 from collections.abc import Sequence
 
 import numpy as np
@@ -116,13 +116,38 @@ def block_mean(image: np.ndarray, factor: int) -> np.ndarray:
     return out
 
 
-@functools.lru_cache(maxsize=64)
+BASIS_CACHE_BYTES = 64 * 2**20
+"""How much the bases of recent window shapes may hold. Registration reuses
+one shape for every field of view; stitching windows rarely share a shape, so
+a cache by count (64 bases, ~350 MiB at 1024 px tiles) made memory grow with
+the number of tiles."""
+
+_bases: OrderedDict[tuple[tuple[int, int], int], np.ndarray] = OrderedDict()
+
+
 def polynomial_basis(shape: tuple[int, int], order: int) -> np.ndarray:
-    """(Y * X, terms) monomials in y and x up to ``order``, coordinates scaled to [-0.5, 0.5]. Cached.
+    """(Y * X, terms) monomials in y and x up to ``order``, coordinates scaled to [-0.5, 0.5].
+
+    Read-only; the most recently used bases are kept, up to
+    `BASIS_CACHE_BYTES` in all (a larger one is not kept).
 
     >>> polynomial_basis((2, 3), 1).shape
     (6, 3)
     """
+    key = (tuple(int(n) for n in shape), int(order))
+    basis = _bases.get(key)
+    if basis is not None:
+        _bases.move_to_end(key)
+        return basis
+    basis = _monomials(*key)
+    if basis.nbytes <= BASIS_CACHE_BYTES:
+        _bases[key] = basis
+        while sum(b.nbytes for b in _bases.values()) > BASIS_CACHE_BYTES:
+            _bases.popitem(last=False)
+    return basis
+
+
+def _monomials(shape: tuple[int, int], order: int) -> np.ndarray:
     height, width = shape
     y = (np.arange(height) - (height - 1) / 2) / max(height, 1)
     x = (np.arange(width) - (width - 1) / 2) / max(width, 1)
