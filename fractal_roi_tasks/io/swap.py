@@ -196,8 +196,9 @@ def build_once(
     its own input, so there the marker's ``"output"`` entry (the fingerprint of
     what the build wrote) is compared with it instead. `build(path)` writes the
     new image at `path` and returns the entries to add to the marker (at least
-    ``"output"``). A complete build left by a killed run is published without
-    building again when it was built from the same input.
+    ``"output"``); if it raises, the partial build is deleted. A complete
+    build left by a killed run is published without building again when it
+    was built from the same input.
 
     Returns:
         False when the output already held `wanted` (nothing was written).
@@ -218,7 +219,12 @@ def build_once(
         return False
     complete = read_marker(staging.complete) if staging.complete.exists() else None
     if complete is None or any(complete.get(key) != value for key, value in wanted.items()):
-        entries = build(start_building(staging))
+        building = start_building(staging)
+        try:
+            entries = build(building)
+        except BaseException:  # a failed build is never published: don't leave it lying about
+            shutil.rmtree(building, ignore_errors=True)
+            raise
         mark_complete(staging, {**wanted, **entries})
     publish(staging)
     return True

@@ -10,7 +10,6 @@ from pydantic import Field, validate_call
 from typing_extensions import Annotated
 
 from fractal_roi_tasks.arguments import ChannelChoice, check_level
-from fractal_roi_tasks.errors import AlreadyExistsError
 from fractal_roi_tasks.io import swap
 from fractal_roi_tasks.names import FOV_ROI_TABLE, STITCHED_IMAGE, check_name
 
@@ -73,11 +72,8 @@ def stitch_and_dedup(
     from fractal_roi_tasks.io.wells import acquisition_in_well, add_to_well
 
     check_name(roi_table, what="roi_table")
-    source = Path(zarr_url.rstrip("/")).absolute()
-    target = source if overwrite_input else source.with_name(STITCHED_IMAGE.format(image=source.name))
-    swap.recover(swap.Staging.of(source))
-    staging = swap.Staging.of(target)
-    swap.recover(staging)
+    output = swap.plan_output(zarr_url, new_name=STITCHED_IMAGE, overwrite_input=overwrite_input)
+    source = output.source
 
     ome_zarr = open_image_container(str(source))
     check_level(level, ome_zarr.level_paths)
@@ -89,53 +85,35 @@ def stitch_and_dedup(
     for label_name in labels:
         require_label(ome_zarr, check_name(label_name, what="label_names"), str(source))
         stitch_output.check_label_pixels(ome_zarr, label_name)
-    if not overwrite_input:
-        _check_output_name(target)
 
     options = {
         "roi_table": roi_table, "channel": channel_index, "level": level, "labels": labels,
         "use_stage_positions": use_stage_positions, "max_shift_um": max_shift_um,
         "blending": blending, "min_overlap": min_overlap,
     }
-    wanted = {"stitched_from": fingerprint(tiles.frame), "options": options}
-    marker = swap.read_marker(target)
-    done = marker is not None and marker.get("options") == options and (
-        marker.get("output") == wanted["stitched_from"] if overwrite_input
-        else marker.get("stitched_from") == wanted["stitched_from"]
-    )
-    if done:
-        swap.discard_complete(staging)
-        logger.info("%s: already stitched with these options, nothing to do", target)
-    else:
-        complete = swap.read_marker(staging.complete) if staging.complete.exists() else None
-        if complete is None or {k: complete.get(k) for k in wanted} != wanted:
-            plan = make_plan(
-                tiles, ome_zarr, str(source), channel=channel_index, level=level,
-                max_shift_um=max_shift_um, blending=blending, label_names=labels,
-                min_overlap=min_overlap,
-            )
-            building = swap.start_building(staging)
-            stitch_output.build(str(source), ome_zarr, plan, roi_table, building)
-            written = stitch_output.written_table(building, roi_table)
-            swap.mark_complete(staging, {**wanted, "output": fingerprint(written)})
-        swap.publish(staging)
-        logger.info("%s: stitched -> %s", source, target)
 
-    update = {"zarr_url": str(target), "types": {"stitched": True}}
+    def build(path: Path) -> dict:
+        plan = make_plan(
+            tiles, ome_zarr, str(source), channel=channel_index, level=level,
+            max_shift_um=max_shift_um, blending=blending, label_names=labels,
+            min_overlap=min_overlap,
+        )
+        stitch_output.build(str(source), ome_zarr, plan, roi_table, path)
+        return {"output": fingerprint(stitch_output.written_table(path, roi_table))}
+
+    wanted = {"stitched_from": fingerprint(tiles.frame), "options": options}
+    if swap.build_once(output, wanted, build, source_key="stitched_from", task="Stitch and Deduplicate"):
+        logger.info("%s: stitched -> %s", source, output.target)
+    else:
+        logger.info("%s: already stitched with these options, nothing to do", output.target)
+
+    update = {"zarr_url": str(output.target), "types": {"stitched": True}}
     if not overwrite_input:
         acquisition = acquisition_in_well(str(source))
         if acquisition is not None:
-            add_to_well(target, acquisition)
+            add_to_well(output.target, acquisition)
         update["origin"] = str(source)
     return {"image_list_updates": [update]}
-
-
-def _check_output_name(target: Path) -> None:
-    if target.exists() and swap.read_marker(target) is None:
-        raise AlreadyExistsError(
-            f"{target} exists and was not written by Stitch and Deduplicate; move it away "
-            "or set overwrite_input."
-        )
 
 
 if __name__ == "__main__":
