@@ -798,8 +798,6 @@ def test_noise_blob_and_background_helpers():
 def test_the_public_names_are_importable_from_the_package():
     # sample_data was one module; it is a package now, and every name it offered
     # (and those of the old sample_tiles module) still imports from it.
-    from fractal_roi_tasks import sample_tiles
-
     offered = {
         "CHANNELS", "FOV_SIZE_PX", "NUCLEI_LABEL", "PIXEL_SIZE_UM", "SOURCE_NAMES",
         "Z_SPACING_UM", "FovTruth", "SampleImage", "SamplePlate", "add_noise",
@@ -810,6 +808,3 @@ def test_the_public_names_are_importable_from_the_package():
     tiles = {"TILE_CHANNELS", "TileGrid", "converter_array", "make_tiled_plate", "tile_grid", "write_tiles"}
     assert offered | tiles == set(sample_data.__all__)
     assert all(hasattr(sample_data, name) for name in sample_data.__all__)
-    assert set(sample_tiles.__all__) == tiles
-    for name in tiles:
-        assert getattr(sample_tiles, name) is getattr(sample_data, name)

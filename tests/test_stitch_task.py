@@ -19,8 +19,13 @@ from fractal_roi_tasks.errors import InvalidInputError, NotFoundError
 from fractal_roi_tasks.io import swap
 from fractal_roi_tasks.names import STITCH_CORRECTION_COLUMNS, STITCH_FALLBACK_COLUMN
 from fractal_roi_tasks.registration.shift import estimate_shift
-from fractal_roi_tasks.sample_data import load_cardiomyocyte_nuclei, load_source
-from fractal_roi_tasks.sample_tiles import make_tiled_plate, tile_grid, write_tiles
+from fractal_roi_tasks.sample_data import (
+    load_cardiomyocyte_nuclei,
+    load_source,
+    make_tiled_plate,
+    tile_grid,
+    write_tiles,
+)
 from fractal_roi_tasks.tasks.stitch_and_dedup import stitch_and_dedup
 
 pytestmark = [

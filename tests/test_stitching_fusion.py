@@ -1,7 +1,7 @@
 """Fusion of placed tiles on numpy arrays (no files).
 
 Ground truth: tiles cut from bundled real images at known sub-pixel positions
-(`fractal_roi_tasks.sample_tiles.tile_grid`, cubic spline cuts), so fusing
+(`fractal_roi_tasks.sample_data.tile_grid`, cubic spline cuts), so fusing
 them at those positions must give the mosaic back.
 """
 
@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 
 from fractal_roi_tasks.errors import InvalidInputError
-from fractal_roi_tasks.sample_data import load_cardiomyocyte_nuclei, load_source
-from fractal_roi_tasks.sample_tiles import tile_grid
+from fractal_roi_tasks.sample_data import load_cardiomyocyte_nuclei, load_source, tile_grid
 from fractal_roi_tasks.stitching.fusion import (
     Mosaic,
     block_grid,

@@ -2,7 +2,7 @@
 
 Ground truth: real objects (ngio's cardiomyocyte nuclei, the coins of
 scikit-image) in a mosaic, cut into overlapping tiles labelled tile by tile
-(`fractal_roi_tasks.sample_tiles.tile_grid`): after fusion every true object
+(`fractal_roi_tasks.sample_data.tile_grid`): after fusion every true object
 must have one id, and no id two objects.
 """
 
@@ -15,8 +15,7 @@ from scipy import ndimage
 from skimage import filters, measure, morphology
 
 from fractal_roi_tasks.errors import InvalidInputError
-from fractal_roi_tasks.sample_data import load_cardiomyocyte_nuclei, load_source
-from fractal_roi_tasks.sample_tiles import tile_grid
+from fractal_roi_tasks.sample_data import load_cardiomyocyte_nuclei, load_source, tile_grid
 from fractal_roi_tasks.stitching.fusion import block_grid, block_parts, fuse_block, mosaic_geometry
 from fractal_roi_tasks.stitching.labels import (
     BoxAccumulator,

@@ -297,8 +297,7 @@ def place_tiles(
         InvalidInputError: (a ValueError) for tiles that are not 2D, a count
             of tiles that differs from that of positions, or an invalid option.
 
-    >>> from fractal_roi_tasks.sample_data import load_source
-    >>> from fractal_roi_tasks.sample_tiles import tile_grid
+    >>> from fractal_roi_tasks.sample_data import load_source, tile_grid
     >>> truth = tile_grid(load_source("retina")[300:900, 300:900], grid=(2, 3), tile_shape=(96, 96))
     >>> placement = place_tiles(truth.tiles, truth.stage_px, max_shift_px=10)
     >>> error = placement.positions_px - truth.positions_px
