@@ -7,7 +7,7 @@ For each size a 2-cycle sample plate (fields of 512 px, 2 channels, nuclei
 labels, cycle 1 displaced by known shifts) and a plate of overlapping tiles
 cut from a real image are written; then each of the five tasks runs in its own
 process, as a Fractal server starts it (`python -m ... --args-json`), and its
-peak RSS comes from the kernel (`wait4`). Init tasks run in this process: they
+peak RSS is the child's own high-water mark (VmHWM, read by `dev/peak_rss.py`). Init tasks run in this process: they
 only list images. Prints per task
 
 - RSS(large) / RSS(small) (target <= 1.3: memory does not follow the image);
