@@ -88,8 +88,10 @@ def segment_to_rois(
     image = None if channel is None else ome_zarr.get_image(path=level)
     from fractal_roi_tasks.io.label_reads import measure_label
 
+    # The tables need no outlines: shapes are only traced for the files.
+    measured_shape = shape if formats or shape == "skeleton" else "point"
     roi_set, skeletons, axes = measure_label(
-        label, image, channel, shape=shape, min_area=min_area, skeletonize=skeletonize
+        label, image, channel, shape=measured_shape, min_area=min_area, skeletonize=skeletonize
     )
 
     masking_name = MASKING_ROI_TABLE.format(label_name=label_name)
