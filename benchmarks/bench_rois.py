@@ -3,6 +3,7 @@ then writing every ROI file format for the same ROIs.
 
     python benchmarks/bench_rois.py            # 4096 x 4096, 10,000 objects
     python benchmarks/bench_rois.py --size 512 --objects 100   # quick
+    python benchmarks/bench_rois.py --task-only   # just the task against regionprops_table
 
 Times, on the same label image in one run: our `extract_rois` (exact polygons
 with holes, area, perimeter, centroid, bounding box); skimage's
@@ -15,6 +16,11 @@ temporary folder, through each format's `write` as `segment_to_rois` calls
 it) and all formats one after the other, as ratios to the extraction time
 (target: all exports together within 2x). A format whose optional package is
 missing is skipped.
+
+Last, the Segment to ROIs task itself on the same label image written as
+OME-Zarr (reading it, writing both tables and the label metadata) against
+regionprops_table, both timed alternately in this process, as the median of
+`--repeats` runs each (target <= 1.5x).
 """
 
 from __future__ import annotations
@@ -122,13 +128,50 @@ def run(size: int, n_objects: int, repeats: int, naive_subset: int) -> dict[str,
     return result
 
 
+def task_against_regionprops(labels: np.ndarray, repeats: int) -> dict[str, float]:
+    """Median seconds of the task (files in, tables out) and of regionprops_table, run in turns."""
+    import ngio
+
+    from fractal_roi_tasks.tasks.segment_to_rois import segment_to_rois
+
+    with tempfile.TemporaryDirectory() as folder:
+        url = f"{folder}/objects.zarr"
+        ome_zarr = ngio.create_empty_ome_zarr(
+            url, shape=labels.shape, pixelsize=0.5, axes_names=("y", "x"), levels=1,
+            dtype="uint8", overwrite=True,
+        )
+        ome_zarr.derive_label("objects", dtype="uint32").set_array(labels.astype(np.uint32))
+        segment_to_rois(zarr_url=url, label_name="objects")  # warm imports
+        task, floor = [], []
+        for _ in range(repeats):
+            task.append(seconds_of(1, lambda: segment_to_rois(zarr_url=url, label_name="objects")))
+            floor.append(seconds_of(1, lambda: regionprops_table(
+                labels, properties=("label", "area", "bbox", "centroid"))))
+    task_s, floor_s = float(np.median(task)), float(np.median(floor))
+    return {"task": task_s, "task_floor": floor_s, "task_ratio": task_s / floor_s}
+
+
+def print_task(result: dict[str, float]) -> None:
+    print(f"Segment to ROIs task (read, extract, write tables): {result['task']:.3f} s, "
+          f"regionprops_table {result['task_floor']:.3f} s (medians): "
+          f"{result['task_ratio']:.2f}x (target <= 1.5x)")
+
+
 def main(argv: list[str] | None = None) -> dict[str, float]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", type=int, default=4096, help="image side in pixels")
     parser.add_argument("--objects", type=int, default=10_000, help="number of objects")
     parser.add_argument("--repeats", type=int, default=3, help="best of this many runs")
     parser.add_argument("--naive-subset", type=int, default=30, help="objects timed naively")
+    parser.add_argument("--task-only", action="store_true",
+                        help="only the task against regionprops_table")
     args = parser.parse_args(argv)
+    if args.task_only:
+        labels = make_label_image(args.size, args.objects)
+        result = task_against_regionprops(labels, max(args.repeats, 5))
+        print(f"label image {args.size}x{args.size}, {len(np.unique(labels)) - 1} objects")
+        print_task(result)
+        return result
     result = run(args.size, args.objects, args.repeats, args.naive_subset)
     print(f"label image {args.size}x{args.size}, {result['objects']} objects")
     print(f"regionprops_table (floor): {result['floor']:.3f} s   = 1.00x")
@@ -142,6 +185,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         else:
             print(f"  {name:9s} {seconds:.3f} s   = {seconds / result['ours']:.2f}x extraction")
     print(f"  all       {result['exports']:.3f} s   = {result['exports'] / result['ours']:.2f}x extraction (target <= 2x)")
+    result.update(task_against_regionprops(make_label_image(args.size, args.objects), max(args.repeats, 5)))
+    print_task(result)
     return result
 
 

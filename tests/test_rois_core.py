@@ -204,3 +204,26 @@ def test_trace_rings_equals_the_edge_list_route_bit_for_bit():
             a, b = getattr(got, field), getattr(want, field)
             assert a.dtype == b.dtype, field
             np.testing.assert_array_equal(a, b, err_msg=f"{field} of a {plane.shape} plane")
+
+
+def test_gc_paused_restores_the_collector_state_even_on_error():
+    import gc
+
+    from fractal_roi_tasks.rois.gc_pause import gc_paused
+
+    assert gc.isenabled()
+    with pytest.raises(ZeroDivisionError, match="division"):
+        with gc_paused():
+            assert not gc.isenabled()
+            with gc_paused():  # nested: the inner exit must not re-enable
+                pass
+            assert not gc.isenabled()
+            1 / 0
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with gc_paused():
+            pass
+        assert not gc.isenabled()  # a caller's own pause is left alone
+    finally:
+        gc.enable()

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from fractal_roi_tasks.errors import InvalidInputError
+from fractal_roi_tasks.rois.gc_pause import gc_paused
 from fractal_roi_tasks.rois.shapes import RoiSet
 
 
@@ -72,14 +73,15 @@ def masking_table(roi_set: RoiSet, label_name: str) -> ngio.MaskingRoiTable:
     # The same ROIs `Roi.from_values` builds, from plain lists rather than a
     # row iterator and its value dispatch: about half the time for many objects.
     make_slice, make_roi = ngio.RoiSlice, ngio.Roi
-    rois = []
-    for i, lab in enumerate(labels):
-        slices = tuple(
-            make_slice(axis_name=axis, start=start[i], length=length[i])
-            for axis, start, length in columns
-        )
-        rois.append(make_roi(name=str(lab), slices=slices, label=int(lab), space="world"))
-    return ngio.MaskingRoiTable(rois, reference_label=label_name)
+    with gc_paused():  # one ROI object per object, no cycles
+        rois = []
+        for i, lab in enumerate(labels):
+            slices = tuple(
+                make_slice(axis_name=axis, start=start[i], length=length[i])
+                for axis, start, length in columns
+            )
+            rois.append(make_roi(name=str(lab), slices=slices, label=int(lab), space="world"))
+        return ngio.MaskingRoiTable(rois, reference_label=label_name)
 
 
 def feature_table(

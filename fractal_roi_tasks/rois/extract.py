@@ -17,6 +17,7 @@ from skimage.measure import points_in_poly
 
 from fractal_roi_tasks.errors import InvalidInputError
 from fractal_roi_tasks.rois.boundaries import Rings, trace_rings
+from fractal_roi_tasks.rois.gc_pause import gc_paused
 from fractal_roi_tasks.rois.measure import PlaneMoments, ellipse_axes, plane_moments
 from fractal_roi_tasks.rois.shapes import (
     SHAPE_KINDS,
@@ -92,11 +93,12 @@ def extract_rois(
     geometry = {key: value[keep] for key, value in geometry.items()}
     labels = geometry["label"]
 
-    shapes_of = build_shapes(shape, label_image, labels, traced, measured, geometry)
-    rois = tuple(
-        ObjectRoi(label=lab, name=str(lab), shapes=tuple(shapes_of.get(lab, ())))
-        for lab in labels.tolist()
-    )
+    with gc_paused():  # tens of thousands of small objects, no cycles
+        shapes_of = build_shapes(shape, label_image, labels, traced, measured, geometry)
+        rois = tuple(
+            ObjectRoi(label=lab, name=str(lab), shapes=tuple(shapes_of.get(lab, ())))
+            for lab in labels.tolist()
+        )
     features = features_table(geometry, spacing_arr, ndim)
     if intensity_image is not None:
         _add_intensity(features, label_image, np.asarray(intensity_image), labels)
