@@ -469,18 +469,6 @@ def wanted_marker(table_name: str, frame: pd.DataFrame) -> dict:
     return {"registered_roi_table": table_name, "source": fingerprint(frame)}
 
 
-def is_done(target: Path, wanted: dict, *, overwrite_input: bool) -> bool:
-    """Whether `target` already holds the registered image `wanted` describes."""
-    from fractal_roi_tasks.io.swap import read_marker
-
-    marker = read_marker(target)
-    if marker is None or marker.get("registered_roi_table") != wanted["registered_roi_table"]:
-        return False
-    if overwrite_input:  # the input is the registered image: its table is the output's
-        return marker.get("output") == wanted["source"]
-    return marker.get("source") == wanted["source"]
-
-
 def build(
     zarr_url: str, ome_zarr, frame: pd.DataFrame, table_name: str, path: Path, *, register_labels: bool
 ) -> str:

@@ -7,7 +7,6 @@ from pathlib import Path
 
 from pydantic import validate_call
 
-from fractal_roi_tasks.errors import AlreadyExistsError
 from fractal_roi_tasks.io import swap
 from fractal_roi_tasks.names import check_name
 
@@ -53,44 +52,28 @@ def apply_registration_to_image(
     from fractal_roi_tasks.io.wells import add_to_well
 
     check_name(registered_roi_table, what="registered_roi_table")
-    source = Path(zarr_url.rstrip("/")).absolute()
-    target = source if overwrite_input else source.with_name(REGISTERED_IMAGE.format(image=source.name))
-    swap.recover(swap.Staging.of(source))  # a kill in a two-rename swap can leave it missing
-    staging = swap.Staging.of(target)
-    swap.recover(staging)
-
+    output = swap.plan_output(zarr_url, new_name=REGISTERED_IMAGE, overwrite_input=overwrite_input)
+    source = str(output.source)
     ome_zarr, frame, acquisition = apply_image.open_checked(
-        str(source), registered_roi_table, reference_acquisition
+        source, registered_roi_table, reference_acquisition
     )
-    if not overwrite_input:
-        _check_output_name(target)
-    wanted = apply_image.wanted_marker(registered_roi_table, frame)
-    if apply_image.is_done(target, wanted, overwrite_input=overwrite_input):
-        swap.discard_complete(staging)
-        logger.info("%s: already registered with %r, nothing to do", target, registered_roi_table)
-    else:
-        complete = swap.read_marker(staging.complete) if staging.complete.exists() else None
-        if complete is None or complete.get("source") != wanted["source"]:
-            built = apply_image.build(
-                str(source), ome_zarr, frame, registered_roi_table, swap.start_building(staging),
-                register_labels=register_labels,
-            )
-            swap.mark_complete(staging, {**wanted, "output": built})
-        swap.publish(staging)
-        logger.info("%s: registered with %r -> %s", source, registered_roi_table, target)
-    if overwrite_input:
-        return {"image_list_updates": [{"zarr_url": str(target)}]}
-    add_to_well(target, acquisition)
-    return {"image_list_updates": [{"zarr_url": str(target), "origin": str(source)}]}
 
-
-def _check_output_name(target: Path) -> None:
-    marker = swap.read_marker(target)
-    if target.exists() and marker is None:
-        raise AlreadyExistsError(
-            f"{target} exists and was not written by Apply Registration to Image; move it "
-            "away or set overwrite_input."
+    def build(path: Path) -> dict:
+        built = apply_image.build(
+            source, ome_zarr, frame, registered_roi_table, path, register_labels=register_labels
         )
+        return {"output": built}
+
+    wanted = apply_image.wanted_marker(registered_roi_table, frame)
+    if swap.build_once(output, wanted, build, source_key="source", task="Apply Registration to Image"):
+        logger.info("%s: registered with %r -> %s", source, registered_roi_table, output.target)
+    else:
+        logger.info("%s: already registered with %r, nothing to do", output.target, registered_roi_table)
+    if output.in_place:
+        return {"image_list_updates": [{"zarr_url": str(output.target)}]}
+    add_to_well(output.target, acquisition)
+    return {"image_list_updates": [{"zarr_url": str(output.target), "origin": source}]}
+
 
 if __name__ == "__main__":
     from fractal_task_tools.task_wrapper import run_fractal_task
