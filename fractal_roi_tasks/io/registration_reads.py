@@ -39,8 +39,8 @@ from fractal_roi_tasks.registration import (
     refine_shift,
     refinement_windows,
 )
-from fractal_roi_tasks.registration.correlation import block_mean
-from fractal_roi_tasks.registration.shift import default_coarse_factor
+from fractal_roi_tasks.registration.coarse import default_coarse_factor
+from fractal_roi_tasks.translation.intensity import block_mean
 
 try:  # zarr's own bridge to its event loop, which its stores are bound to
     from zarr.core.sync import sync as _zarr_sync
