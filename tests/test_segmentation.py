@@ -440,3 +440,82 @@ def test_real_nuclei_need_splitting(cardiomyocyte):
     # Touching nuclei merge into clusters: far fewer objects, poor matches.
     assert result.n_objects < 0.5 * N_TRUE_NUCLEI
     assert np.median(_best_iou_per_true_object(truth, result.label_image)) < 0.5
+
+
+# ------------------------------------------- threshold from a histogram over blocks
+
+from fractal_roi_tasks.segmentation.blocked_threshold import (  # noqa: E402
+    NBINS,
+    channel_histogram,
+    smoothing_halo_px,
+    threshold_from_histogram,
+)
+
+
+def _bundled_channels():
+    from skimage import data
+
+    stack = np.stack([data.coins()[:300, :380], data.coins()[3:303, 2:382] // 2])  # a 2-plane volume
+    return {
+        "coins": data.coins(),
+        "cell": data.cell(),
+        "retina_green": data.retina()[..., 1],
+        "hubble_red": data.hubble_deep_field()[..., 0],
+        "coins_3d": stack,
+    }
+
+
+def _blocked_threshold(image, method, sigma, block_shape=(97, 130)):
+    read = lambda slices: image[slices]  # noqa: E731
+    histogram = channel_histogram(
+        read, image.shape, method=method, smoothing_sigma=sigma, block_shape=block_shape
+    )
+    return threshold_from_histogram(histogram, method=method), histogram
+
+
+@pytest.mark.parametrize("name", sorted(_bundled_channels()))
+@pytest.mark.parametrize("sigma", [0.0, 1.0, 2.5])
+def test_histogram_threshold_matches_the_whole_image(name, sigma):
+    image = _bundled_channels()[name]
+    for method in ("otsu", "triangle", "li"):
+        whole = compute_threshold(image, method=method, smoothing_sigma=sigma)
+        blocked, histogram = _blocked_threshold(image, method, sigma)
+        if method == "li":  # the documented difference: at most one bin
+            assert abs(blocked - whole) <= histogram.bin_width, (method, blocked, whole)
+        else:  # same bins as scikit-image: the same value
+            assert blocked == whole, (method, blocked, whole)
+
+
+def test_blocks_smoothed_with_a_halo_equal_the_whole_smoothing():
+    from fractal_roi_tasks.segmentation.threshold import _smooth
+
+    image = _bundled_channels()["hubble_red"]
+    assert smoothing_halo_px(2.0) == 8 and smoothing_halo_px(0) == 0
+    smoothed = _smooth(image, 2.0)
+    _, histogram = _blocked_threshold(image, "otsu", 2.0, block_shape=(50, 61))
+    counts, edges = np.histogram(smoothed, bins=NBINS)
+    np.testing.assert_array_equal(histogram.counts, counts)
+    np.testing.assert_array_equal(histogram.edges, edges)
+
+
+def test_segmentation_with_the_blocked_threshold_equals_the_whole_one():
+    image = _bundled_channels()["coins"]
+    whole = segment_channel(image, method="otsu", min_area_px=50)
+    threshold, _ = _blocked_threshold(image, "otsu", 1.0)
+    blocked = segment_channel(image, method="manual", threshold=threshold, min_area_px=50)
+    assert blocked.n_objects == whole.n_objects > 10
+    np.testing.assert_array_equal(blocked.label_image, whole.label_image)
+
+
+def test_histogram_threshold_constant_and_bad_input():
+    flat = np.full((40, 50), 7, np.uint16)
+    assert math.isnan(_blocked_threshold(flat, "li", 1.0)[0])
+    assert math.isnan(compute_threshold(flat))
+    with pytest.raises(InvalidInputError, match="otsu, li or triangle"):
+        channel_histogram(lambda s: flat[s], flat.shape, method="manual")
+    with pytest.raises(InvalidInputError, match=r"image_shape must be \(Y, X\)"):
+        channel_histogram(lambda s: flat[s], (50,), method="otsu")
+    bad = np.ones((10, 10))
+    bad[3, 3] = np.nan
+    with pytest.raises(InvalidInputError, match="NaN or infinite"):
+        channel_histogram(lambda s: bad[s], bad.shape, method="otsu")

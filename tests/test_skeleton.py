@@ -382,3 +382,80 @@ def test_import_does_not_load_skan():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+# --- object by object (the large-image path) ----------------------------------
+
+from fractal_roi_tasks.rois import extract_rois  # noqa: E402
+from fractal_roi_tasks.rois.skeleton import extract_branches_by_object  # noqa: E402
+
+
+def _by_object(labels, *, skeletonize=False, spacing=None, block_shape=(64, 96)):
+    """extract_branches_by_object with the boxes of extract_rois, as the task does."""
+    features = extract_rois(labels, shape="point").features
+    axes = ("z", "y", "x")[-labels.ndim:]
+    start = np.stack([features[f"bbox_{a}_px"].to_numpy() for a in axes], axis=1)
+    stop = start + np.stack([features[f"bbox_len_{a}_px"].to_numpy() for a in axes], axis=1)
+    read = (lambda z, r, c: labels[r, c]) if labels.ndim == 2 else (lambda z, r, c: labels[z, r, c])
+    found = extract_branches_by_object(
+        read, labels.shape, features["label"].to_numpy(), start, stop,
+        skeletonize=skeletonize, spacing=spacing, block_shape=block_shape,
+    )
+    return found, set(features["label"].tolist())
+
+
+def _assert_same_branches(whole: SkeletonRois, per: SkeletonRois):
+    import pandas as pd
+
+    pd.testing.assert_frame_equal(per.roi_set.features, whole.roi_set.features, check_exact=True)
+    pd.testing.assert_frame_equal(per.objects, whole.objects, check_exact=True)
+    assert [r.name for r in per.roi_set.rois] == [r.name for r in whole.roi_set.rois]
+    for a, b in zip(whole.roi_set.rois, per.roi_set.rois):
+        assert a.label == b.label and a.shapes[0].closed == b.shapes[0].closed
+        np.testing.assert_array_equal(b.shapes[0].points, a.shapes[0].points)
+    assert per.n_isolated_pixels == whole.n_isolated_pixels
+    assert per.n_labels_without_branches == whole.n_labels_without_branches
+
+
+@pytest.mark.parametrize("thin", [True, False])
+def test_by_object_equals_the_whole_image_on_retic(retic, thin):
+    binary, skeleton, spacing_um = retic
+    if thin:  # skeletons as labels, ids above 2**32
+        labels = ndi.label(skeleton, structure=np.ones((3, 3)))[0].astype(np.uint64)
+    else:  # thick objects, skeletonized one by one
+        labels = ndi.label(binary)[0].astype(np.uint64)
+    labels[labels > 0] += 2**33
+    per, kept = _by_object(labels, skeletonize=not thin, spacing=(spacing_um, spacing_um))
+    whole = extract_branches(labels, skeletonize=not thin, spacing=(spacing_um, spacing_um))
+    assert len(per.roi_set.rois) > 1000
+    _assert_same_branches(whole.keep_labels(kept), per)
+
+
+def test_by_object_touching_labels_long_object_and_3d():
+    image = np.zeros((40, 300), np.uint32)
+    image[5, 2:298] = 3  # one line across many blocks
+    image[6:20, 150] = 4  # touches 3
+    image[20, 140:161] = 4
+    image[30:35, 30:35] = 9  # thick: many short branches
+    image[38, 100] = 12  # isolated pixel: no branch
+    per, kept = _by_object(image, block_shape=(16, 32))
+    _assert_same_branches(extract_branches(image).keep_labels(kept), per)
+
+    volume = np.zeros((6, 30, 40), np.uint16)
+    volume[1:5, 10, 5] = 1
+    volume[3, 3:25, 5] = 1
+    volume[2, 15, 8:38] = 2
+    volume[2:6, 20, 30] = 2
+    per, kept = _by_object(volume, spacing=(2.0, 0.3, 0.3), block_shape=(8, 8))
+    _assert_same_branches(extract_branches(volume, spacing=(2.0, 0.3, 0.3)).keep_labels(kept), per)
+
+
+def test_by_object_bad_boxes_and_empty():
+    image = np.zeros((5, 5), np.uint8)
+    read = lambda z, r, c: image[r, c]  # noqa: E731
+    found = extract_branches_by_object(read, image.shape, [], np.zeros((0, 2)), np.zeros((0, 2)))
+    assert found.empty and len(found.roi_set.rois) == 0 and len(found.objects) == 0
+    with pytest.raises(InvalidInputError, match=r"bbox_start and bbox_stop must be \(1, 2\)"):
+        extract_branches_by_object(read, image.shape, [1], np.zeros((1, 3)), np.ones((1, 3)))
+    with pytest.raises(InvalidInputError, match="image_shape must be"):
+        extract_branches_by_object(read, (5,), [1], np.zeros((1, 1)), np.ones((1, 1)))

@@ -468,7 +468,8 @@ def extract_branches_by_object(
     """`extract_branches` on a label image read box by box, never whole.
 
     Objects are grouped by the block (of `block_shape` rows and columns) that
-    holds the first pixel of their bounding box; for each group the union of
+    holds the first pixel of their bounding box (an object larger than a
+    block is a group of its own); for each group the union of
     its boxes, grown by one pixel (clipped to the image), is read through
     `read_block`, every label outside the group is cleared, and
     `extract_branches` runs on it; coordinates are shifted back to the image.
@@ -519,6 +520,11 @@ def extract_branches_by_object(
         )
     by, bx = (max(1, int(b)) for b in block_shape)
     group = (bbox_start[:, -2] // by) * (image_shape[-1] // bx + 1) + bbox_start[:, -1] // bx
+    # An object larger than a block goes alone: a group's box then stays
+    # within about two blocks, or one object's own box.
+    extent = bbox_stop[:, -2:] - bbox_start[:, -2:]
+    large = np.flatnonzero((extent[:, 0] > by) | (extent[:, 1] > bx))
+    group[large] = -1 - np.arange(len(large))
     parts: list[dict] = []
     objects = []
     n_isolated = 0
