@@ -7,6 +7,7 @@ from pathlib import Path
 
 import ngio
 import numpy as np
+import pandas as pd
 import pytest
 import zarr
 from skimage.draw import polygon as fill_polygon
@@ -256,3 +257,32 @@ def test_segmentation_at_a_coarser_level_writes_full_resolution_labels(plate_v04
     np.testing.assert_array_equal(full[::2, ::2], level1)  # nearest upsampling of level 1
     n_true = len(np.unique(read_label(url, "nuclei"))) - 1
     assert 0.7 * n_true < len(np.unique(full)) - 1 < 1.2 * n_true
+
+
+@pytest.mark.parametrize("fixture", ["plate_v04", "plate_3d"])
+def test_bounded_paths_equal_the_in_memory_path(fixture, request, monkeypatch, tmp_path):
+    """Blockwise threshold, labels, intensities and skeletons give today's whole-image output."""
+    import shutil
+
+    from fractal_roi_tasks.io import ngio_tables, pyramid, segment_image
+
+    url = request.getfixturevalue(fixture).images[0].zarr_url
+    bounded = str(tmp_path / "bounded.zarr")
+    shutil.copytree(url, bounded)
+    seg = {"label_name": "seg", "segmentation": {"channel": {"label": "DAPI"}, "method": "otsu"}}
+    skel = {"label_name": "nuclei", "shape": "skeleton", "skeletonize": True}
+    for args in (seg, skel):
+        segment_to_rois(zarr_url=url, **args)
+    for module in (ngio_tables, segment_image):  # every image counts as large
+        monkeypatch.setattr(module, "WHOLE_READ_MAX_BYTES", 0)
+    monkeypatch.setattr(pyramid, "IN_MEMORY_MAX_BYTES", 0)
+    for args in (seg, skel):
+        segment_to_rois(zarr_url=bounded, **args)
+    got, want = ngio.open_ome_zarr_container(bounded), ngio.open_ome_zarr_container(url)
+    for path in want.level_paths:
+        np.testing.assert_array_equal(read_label(bounded, "seg", path), read_label(url, "seg", path))
+    for table in ("seg_features", "nuclei_features", "nuclei_branches"):
+        a, b = got.get_table(table).dataframe, want.get_table(table).dataframe
+        assert len(b) > 10
+        pd.testing.assert_frame_equal(a, b, check_exact=True)
+    assert "mean_intensity" in got.get_table("seg_features").dataframe
