@@ -297,6 +297,41 @@ def test_well_roi_table_registers_the_whole_well(tmp_path):
     assert "well_ROI_table_registered" in names and "FOV_ROI_table_registered" not in names
 
 
+def test_a_roi_too_large_to_read_whole_is_measured_on_its_centre(tmp_path, monkeypatch, caplog):
+    # A whole-well ROI of a large 3D well does not fit in memory at the coarse
+    # level; here the bound is lowered so the 1024^2 sample well exceeds it.
+    from fractal_roi_tasks.io import registration_reads
+
+    same = (0, 5.4, -3.8)
+    plate = make_plate(
+        tmp_path, wells=("B03",), acquisitions=2, shifts={(1, n): same for n in range(4)}, noise=100.0
+    )
+    max_px = 150 * 150
+    monkeypatch.setattr(registration_reads, "ROI_READ_BYTES", 4 * max_px)
+    largest = []
+    read_boxes = registration_reads.read_boxes
+
+    def recording(reads, axes):
+        pixels = read_boxes(reads, axes)
+        largest.extend(p.size for p in pixels)
+        return pixels
+
+    monkeypatch.setattr(registration_reads, "read_boxes", recording)
+    urls = [img.zarr_url for img in plate.images]
+    with caplog.at_level("INFO", logger="fractal_roi_tasks.io.registration_reads"):
+        for item in init_calculate_registration(zarr_urls=urls, zarr_dir="x")["parallelization_list"]:
+            calculate_registration(**item, channel=DAPI, roi_table="well_ROI_table")
+    assert "is large: its shift is measured on its central" in caplog.text
+    assert 0 < max(largest) <= max_px  # the whole well (1024^2, or 256^2 coarse) was never read
+    moving = next(i for i in plate.images if i.acquisition == 1)
+    frame = table(moving.zarr_url, "well_ROI_table")
+    truth = plate.truth[(moving.well, 1, "FOV_1")].translation_um
+    for axis, expected in zip("yx", truth[1:]):
+        assert frame.loc["well_1", f"translation_{axis}"] == pytest.approx(
+            expected, abs=0.1 * plate.pixel_size_um
+        )
+
+
 def test_a_custom_registered_roi_table_name(tmp_path):
     plate = make_plate(tmp_path, wells=("B03",), acquisitions=2, shifts={(1, 0): (0, 2, 3)})
     urls = [img.zarr_url for img in plate.images]

@@ -55,6 +55,11 @@ _COARSE_BOX_BYTES = 64 * 2**20
 _MIN_COARSE_PX = 32
 """A ROI narrower than this at the coarse level is read at the requested level and binned."""
 
+ROI_READ_BYTES = 64 * 2**20
+"""A ROI whose coarse step would read more than this (float32; a whole-well ROI
+of a large 3D well) is measured on its central part of this size: content
+that moved moves there too, and memory stays bounded whatever the ROI."""
+
 _BATCH_ROIS = 8
 """ROIs whose windows are read together (memory: two windows of all planes per ROI)."""
 
@@ -201,10 +206,12 @@ class _CoarseLevel:
     cover at least half of it (a grid of FOVs covers all of it).
     """
 
-    def __init__(self, level: LevelPair, rois: Sequence, axes: tuple[str, ...]):
+    def __init__(self, level: LevelPair, rois: Sequence, axes: tuple[str, ...], cuts: Sequence):
         self.level, self.axes = level, axes
         geometry = _geometry(level.coarse)
-        self.slices = [roi_slices(geometry, roi, axes) for roi in rois]
+        self.slices = [
+            _cut(roi_slices(geometry, roi, axes), cut, level.factor) for roi, cut in zip(rois, cuts)
+        ]
         self.pixels, self.origin = None, ()
         starts = [min(s[i].start for s in self.slices) for i in range(len(axes))]
         stops = [max(s[i].stop for s in self.slices) for i in range(len(axes))]
@@ -247,13 +254,22 @@ def image_shifts(
     levels = (reference, moving)
     axes = tuple(a for a in ("z", "y", "x") if a in reference.image.axes)
     pairs = [tuple(p) for p in roi_pairs]
+    geometries = [_geometry(level.image) for level in levels]
+    pyramid = reference.coarse is not None and moving.coarse is not None and moving.factor == reference.factor
+    step = reference.factor if pyramid else 1
+    cuts = []
+    for pair in pairs:
+        cut = central_cut([roi_slices(g, roi, axes) for g, roi in zip(geometries, pair)], ROI_READ_BYTES // 4, step)
+        if cut is not None:
+            logger.info("ROI %s is large: its shift is measured on its central %d x %d px", pair[0].name,
+                        cut[0][1], cut[1][1])
+        cuts.append(cut)
     coarse = None
-    if pairs and reference.coarse is not None and moving.coarse is not None and moving.factor == reference.factor:
-        coarse = [_CoarseLevel(level, [p[i] for p in pairs], axes) for i, level in enumerate(levels)]
+    if pairs and pyramid:
+        coarse = [_CoarseLevel(level, [p[i] for p in pairs], axes, cuts) for i, level in enumerate(levels)]
         boxes = [c for c in coarse if c.box is not None]
         for c, pixels in zip(boxes, read_boxes([c.box for c in boxes], axes)):
             c.pixels = pixels
-    geometries = [_geometry(level.image) for level in levels]
     results: list = [None] * len(pairs)
     for first in range(0, len(pairs), _BATCH_ROIS):
         batch = range(first, min(first + _BATCH_ROIS, len(pairs)))
@@ -266,7 +282,7 @@ def image_shifts(
                 coarse_arrays[k] = [a if a is not None else c.cut(k) for a, c in zip(coarse_arrays[k], coarse)]
         placed = {}
         for k in batch:
-            slices = [roi_slices(g, roi, axes) for g, roi in zip(geometries, pairs[k])]
+            slices = [_cut(roi_slices(g, roi, axes), cuts[k], 1) for g, roi in zip(geometries, pairs[k])]
             outcome = _place(levels, pairs[k], slices, None if coarse is None else coarse_arrays[k], axes, quantiles)
             if isinstance(outcome, ShiftEstimate):
                 results[k] = outcome
@@ -317,6 +333,50 @@ def _place(levels, rois, slices, coarse, axes, quantiles) -> ShiftEstimate | _Pl
         box["y"], box["x"] = (slice(s.start + w.start, s.start + w.stop) for s, w in zip(roi_box[-2:], window))
         reads.append(BoxRead(level.image, level.channel, box))
     return _Placed(found, windows, reads)
+
+
+def central_cut(windows: Sequence[tuple[slice, ...]], max_px: int, step: int):
+    """Where to cut ROIs too large to measure whole: their common central part.
+
+    Args:
+        windows: the two ROIs' pixel slices ((z,) y, x) at the requested level.
+        max_px: most pixels the coarse step may read, counted after binning
+            y and x by `step` (every plane counts).
+        step: the coarse level's factor (1 without one); the cut starts and
+            ends on its multiples, so the coarse level maps onto it exactly.
+
+    Returns:
+        None when the ROIs fit; else ((y_offset, y_length), (x_offset,
+        x_length)) in requested-level pixels from each ROI's start, the same
+        for both, keeping y and x in proportion and at least `_MIN_COARSE_PX`
+        coarse pixels a side.
+
+    >>> central_cut([(slice(0, 4096), slice(0, 8192))] * 2, 2**19, 4)  # a quarter of its area
+    ((1024, 2048), (2048, 4096))
+    >>> central_cut([(slice(0, 512), slice(0, 512))] * 2, 2**20, 4) is None
+    True
+    """
+    sizes = [min(w[a].stop - w[a].start for w in windows) for a in range(len(windows[0]))]
+    binned = math.prod(sizes[:-2]) * (sizes[-2] // step) * (sizes[-1] // step)
+    if binned <= max_px:
+        return None
+    keep = math.sqrt(max_px / binned)
+    cut = []
+    for n in sizes[-2:]:
+        whole = n // step * step
+        length = min(whole, max(step * _MIN_COARSE_PX, int(n * keep) // step * step))
+        cut.append(((whole - length) // 2 // step * step, length))
+    return tuple(cut)
+
+
+def _cut(window: tuple[slice, ...], cut, factor: int) -> tuple[slice, ...]:
+    """`window` cut as `central_cut` says, at a level `factor` times coarser."""
+    if cut is None:
+        return window
+    return tuple(window[:-2]) + tuple(
+        slice(w.start + offset // factor, w.start + (offset + length) // factor)
+        for w, (offset, length) in zip(window[-2:], cut)
+    )
 
 
 def _geometry(image) -> SimpleNamespace:
