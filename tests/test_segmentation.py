@@ -394,7 +394,7 @@ N_TRUE_NUCLEI = 168
 
 @pytest.fixture(scope="module")
 def cardiomyocyte():
-    ngio = pytest.importorskip("ngio")
+    import ngio  # a required dependency: a broken install must fail here, not skip
     from skimage import io
 
     info = ngio.get_sample_info("Cardiomyocyte")
