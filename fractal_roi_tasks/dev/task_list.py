@@ -14,7 +14,12 @@ TASK_LIST = [
         executable_init="tasks/init_calculate_registration.py",
         executable="tasks/calculate_registration.py",
         meta_init={"cpus_per_task": 1, "mem": 1000},
-        meta={"cpus_per_task": 1, "mem": 8000},
+        # Measured peak RSS (tests/test_registration_memory.py, docs/calculate_registration.md):
+        # 465 MiB on a 4 x 8-field 48-plane well (768 MiB a channel), 571 MiB with 384
+        # planes, 294 MiB on 2 x 8192^2: bounded by one ROI pair at the coarse level and
+        # 96 px windows (a larger ROI is measured on its central 64 MiB); the margin is
+        # for fields of 2160 x 2560 (about 20x the measured 512^2) at the coarse level.
+        meta={"cpus_per_task": 1, "mem": 2000},
         category="Registration",
         modality="HCS",
         tags=["Multiplexing", "Registration", "Sub-pixel", "fractal-tasks-core compatible"],
@@ -25,7 +30,8 @@ TASK_LIST = [
         executable_init="tasks/init_registration_consensus.py",
         executable="tasks/find_registration_consensus.py",
         meta_init={"cpus_per_task": 1, "mem": 1000},
-        meta={"cpus_per_task": 1, "mem": 2000},
+        # Reads tables only: 239-240 MiB peak on every well measured, whatever its size.
+        meta={"cpus_per_task": 1, "mem": 1000},
         category="Registration",
         modality="HCS",
         tags=["Multiplexing", "Registration", "fractal-tasks-core compatible"],
@@ -46,9 +52,11 @@ TASK_LIST = [
     ParallelTask(
         name="Segment to ROIs",
         executable="tasks/segment_to_rois.py",
-        # Label images: 462 MiB peak at 4096^2 (read whole), 404 MiB at 8192^2 (block by
-        # block); kept high because segmentation and skeleton modes still read whole images.
-        meta={"cpus_per_task": 1, "mem": 8000},
+        # Measured peak RSS (tests/test_segment_memory.py, docs/segment_to_rois.md): 443 MiB
+        # reading an 8192^2 uint32 label image, 546 MiB segmenting 8192^2, 817 MiB segmenting
+        # 12288^2 (97k nuclei: the tables grow ~2.5 KB per object), 766 MiB for skeletons on
+        # 8192^2 uint64; blocks and ROIs, not the image, bound the rest.
+        meta={"cpus_per_task": 1, "mem": 2000},
         category="Measurement",
         modality="HCS",
         tags=["ROI", "Segmentation", "Measurement", "Fiji", "QuPath", "napari", "OMERO"],
@@ -57,7 +65,10 @@ TASK_LIST = [
     ParallelTask(
         name="Stitch and Deduplicate",
         executable="tasks/stitch_and_dedup.py",
-        meta={"cpus_per_task": 1, "mem": 4000},
+        # Measured peak RSS (tests/test_stitch_memory.py, docs/stitch_and_dedup.md): 356 MiB
+        # on 5 x 10 tiles of 1024 px, 358 MiB on 9 x 19 (8k x 16.7k px, 2 channels), 366
+        # MiB with 5,000 objects; about 2 KB more per object (the masking ROI table).
+        meta={"cpus_per_task": 1, "mem": 2000},
         category="Image Processing",
         modality="HCS",
         tags=["Stitching", "Tiles", "Label de-duplication", "Sub-pixel", "Crash-safe"],
