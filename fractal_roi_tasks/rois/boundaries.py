@@ -341,12 +341,6 @@ def _trace_plane(label_plane: np.ndarray) -> Rings:
     coords = np.stack([end_r - 1.5, end_c - 1.5], axis=1)
     ring_of_vertex = ring[order]
 
-    ring_sizes = np.bincount(ring_of_vertex)
-    bounds = np.concatenate([[0], np.cumsum(ring_sizes)])
-    nxt_v = np.arange(len(coords)) + 1
-    nxt_v[bounds[1:] - 1] = bounds[:-1]
-    cross = coords[:, 1] * coords[nxt_v, 0] - coords[nxt_v, 1] * coords[:, 0]
-    signed_area = np.bincount(ring_of_vertex, weights=cross) / 2.0
     ring_labels = np.concatenate(vertex_values)[roots]
 
     object_labels = np.unique(ring_labels)
@@ -358,7 +352,18 @@ def _trace_plane(label_plane: np.ndarray) -> Rings:
     else:  # sparse huge ids
         rank = np.searchsorted(object_labels, all_values)
     perimeter = np.bincount(rank, weights=np.concatenate(weights), minlength=len(object_labels))
-    logger.debug("traced %d rings of %d objects", n_rings, len(object_labels))
+    return _rings(coords, ring_of_vertex, ring_labels, object_labels, perimeter)
+
+
+def _rings(coords, ring_of_vertex, ring_labels, object_labels, perimeter) -> Rings:
+    """`Rings` from vertices in ring order: ring bounds and signed areas (shoelace, all at once)."""
+    ring_sizes = np.bincount(ring_of_vertex)
+    bounds = np.concatenate([[0], np.cumsum(ring_sizes)])
+    nxt = np.arange(len(coords)) + 1
+    nxt[bounds[1:] - 1] = bounds[:-1]
+    cross = coords[:, 1] * coords[nxt, 0] - coords[nxt, 1] * coords[:, 0]
+    signed_area = np.bincount(ring_of_vertex, weights=cross) / 2.0
+    logger.debug("traced %d rings of %d objects", len(ring_sizes), len(object_labels))
     return Rings(
         points=coords,
         bounds=bounds,
@@ -400,23 +405,7 @@ def trace_edges(labels, rows, cols, dirs, n_corner_cols, *, offset=(0, 0), dtype
     # i.e. the point (r - 1.5, c - 1.5) in pixel-centre coordinates.
     coords = np.stack([(end_r + offset[0]) - 1.5, (end_c + offset[1]) - 1.5], axis=1)
 
-    ring_sizes = np.bincount(ring_of_vertex)
-    bounds = np.concatenate([[0], np.cumsum(ring_sizes)])
-    # Shoelace per ring, vectorized over all vertices at once.
-    nxt = np.arange(len(coords)) + 1
-    nxt[bounds[1:] - 1] = bounds[:-1]
-    cross = coords[:, 1] * coords[nxt, 0] - coords[nxt, 1] * coords[:, 0]
-    signed_area = np.bincount(ring_of_vertex, weights=cross) / 2.0
-    n_rings = len(ring_sizes)
-
-    ring_first_edge = vertex_edges[bounds[:-1]]
-    ring_labels = labels[ring_first_edge]
-    logger.debug("traced %d rings of %d objects", n_rings, len(unique_labels))
-    return Rings(
-        points=coords,
-        bounds=bounds,
-        labels=ring_labels,
-        signed_area=signed_area,
-        object_labels=unique_labels,
-        perimeter=perimeter,
-    )
+    # Each ring's first vertex is where its label changes along ring_of_vertex.
+    firsts = np.concatenate([[0], np.flatnonzero(np.diff(ring_of_vertex)) + 1])
+    ring_labels = labels[vertex_edges[firsts]]
+    return _rings(coords, ring_of_vertex, ring_labels, unique_labels, perimeter)
