@@ -387,7 +387,7 @@ def test_import_does_not_load_skan():
 # --- object by object (the large-image path) ----------------------------------
 
 from fractal_roi_tasks.rois import extract_rois  # noqa: E402
-from fractal_roi_tasks.rois.skeleton import extract_branches_by_object  # noqa: E402
+from fractal_roi_tasks.rois.skeleton_by_object import extract_branches_by_object  # noqa: E402
 
 
 def _by_object(labels, *, skeletonize=False, spacing=None, block_shape=(64, 96)):

@@ -3,7 +3,7 @@
 A label image up to `ngio_tables.WHOLE_READ_MAX_BYTES` is read whole: the
 fastest path. A larger one goes block by block through `rois.blocked` (a few
 blocks in memory), the intensity channel alongside it, and skeletons object by
-object through `rois.skeleton.extract_branches_by_object` (memory grows with
+object through `rois.skeleton_by_object.extract_branches_by_object` (memory grows with
 the largest object's box). Both give what the whole-image path gives.
 """
 
@@ -34,7 +34,7 @@ def measure_label(label, image, channel, *, shape: str, min_area: int, skeletoni
     """
     from fractal_roi_tasks.rois import extract_branches, extract_rois
     from fractal_roi_tasks.rois.blocked import extract_rois_blocked
-    from fractal_roi_tasks.rois.skeleton import extract_branches_by_object
+    from fractal_roi_tasks.rois.skeleton_by_object import extract_branches_by_object
 
     roi_shape = "point" if shape == "skeleton" else shape
     whole = label.zarr_array.nbytes <= ngio_tables.WHOLE_READ_MAX_BYTES
