@@ -497,7 +497,7 @@ def whole_array_output(url, target):
     reference position in a zero array of the same shape, written whole, and
     the pyramid built by ``consolidate(mode="auto")``.
     """
-    from fractal_roi_tasks.io.registration_apply import pixel_boxes, roi_pairs
+    from fractal_roi_tasks.io.registered_rois import pixel_boxes, roi_pairs
 
     ome_zarr = ngio.open_ome_zarr_container(url)
     pairs = roi_pairs(ome_zarr.get_roi_table(TABLE).dataframe, TABLE)
@@ -542,7 +542,7 @@ def test_pixels_equal_the_whole_array_path(cached_plate, tmp_path, monkeypatch, 
     inside a block) and the pyramid always through the chunked path.
     "2d_far": every region goes far from where it was read, read pair by pair.
     """
-    from fractal_roi_tasks.io import pyramid, registration_apply
+    from fractal_roi_tasks.io import block_copy, pyramid
 
     if layout == "3d":
         plate = cached_plate("p3d", acquisitions=2, fov_grid=(1, 2), z_planes=5, shifts=SHIFTS_3D)
@@ -551,10 +551,10 @@ def test_pixels_equal_the_whole_array_path(cached_plate, tmp_path, monkeypatch, 
     moving = plate.images[1].zarr_url
     if layout == "2d_far":
         swap_far_apart(moving)
-        monkeypatch.setattr(registration_apply, "SHARED_READ_FACTOR", 0)  # pair by pair
+        monkeypatch.setattr(block_copy, "SHARED_READ_FACTOR", 0)  # pair by pair
     if blocks == "small":
         chunk = ngio.open_ome_zarr_container(moving).get_image().zarr_array
-        monkeypatch.setattr(registration_apply, "BLOCK_BYTES", 3 * chunk.nbytes // chunk.nchunks // 2)
+        monkeypatch.setattr(block_copy, "BLOCK_BYTES", 3 * chunk.nbytes // chunk.nchunks // 2)
         monkeypatch.setattr(pyramid, "IN_MEMORY_MAX_BYTES", 0)
     expected = whole_array_output(moving, tmp_path / "expected.zarr")
     assert any(key.startswith("labels/") for key in expected)
