@@ -405,7 +405,7 @@ def test_common_box_holds_exactly_the_pixels_both_windows_share():
     assert common_box((10, 10), (10, 10), (0, 0), min_size=5, margin=(3, 3)) is None
 
 
-def test_polynomial_bases_kept_are_bounded_in_bytes_not_in_count():
+def test_only_the_latest_polynomial_bases_are_kept():
     from fractal_roi_tasks.translation import intensity
 
     first = intensity.polynomial_basis((300, 301), 2)
@@ -413,8 +413,6 @@ def test_polynomial_bases_kept_are_bounded_in_bytes_not_in_count():
     assert not first.flags.writeable
     for width in range(200, 260):  # stitching: a new window shape at every link
         intensity.polynomial_basis((500, width), 2)
-    kept = sum(basis.nbytes for basis in intensity._bases.values())
-    assert kept <= intensity.BASIS_CACHE_BYTES
-    assert 60 * 500 * 230 * 6 * 8 > 2 * intensity.BASIS_CACHE_BYTES  # what a cache by count held
-    huge = intensity.polynomial_basis((2048, 1100), 2)  # larger than the bound: computed, not kept
-    assert huge.shape == (2048 * 1100, 6) and all(b is not huge for b in intensity._bases.values())
+    assert len(intensity._bases) == intensity.KEPT_BASES
+    assert [key[0] for key in intensity._bases] == [(500, 258), (500, 259)]
+    np.testing.assert_array_equal(intensity.polynomial_basis((300, 301), 2), first)  # made again, same

@@ -116,11 +116,11 @@ def block_mean(image: np.ndarray, factor: int) -> np.ndarray:
     return out
 
 
-BASIS_CACHE_BYTES = 64 * 2**20
-"""How much the bases of recent window shapes may hold. Registration reuses
-one shape for every field of view; stitching windows rarely share a shape, so
-a cache by count (64 bases, ~350 MiB at 1024 px tiles) made memory grow with
-the number of tiles."""
+KEPT_BASES = 2
+"""How many bases of the latest window shapes are kept. One measurement reuses
+its window's shape at every step; stitching windows rarely share a shape
+across links, so a cache of many (64: ~350 MiB at 1024 px tiles) made memory
+grow with the number of tiles. Two keep memory at two windows' worth."""
 
 _bases: OrderedDict[tuple[tuple[int, int], int], np.ndarray] = OrderedDict()
 
@@ -128,8 +128,7 @@ _bases: OrderedDict[tuple[tuple[int, int], int], np.ndarray] = OrderedDict()
 def polynomial_basis(shape: tuple[int, int], order: int) -> np.ndarray:
     """(Y * X, terms) monomials in y and x up to ``order``, coordinates scaled to [-0.5, 0.5].
 
-    Read-only; the most recently used bases are kept, up to
-    `BASIS_CACHE_BYTES` in all (a larger one is not kept).
+    Read-only; the bases of the `KEPT_BASES` latest shapes are kept.
 
     >>> polynomial_basis((2, 3), 1).shape
     (6, 3)
@@ -140,10 +139,9 @@ def polynomial_basis(shape: tuple[int, int], order: int) -> np.ndarray:
         _bases.move_to_end(key)
         return basis
     basis = _monomials(*key)
-    if basis.nbytes <= BASIS_CACHE_BYTES:
-        _bases[key] = basis
-        while sum(b.nbytes for b in _bases.values()) > BASIS_CACHE_BYTES:
-            _bases.popitem(last=False)
+    _bases[key] = basis
+    while len(_bases) > KEPT_BASES:
+        _bases.popitem(last=False)
     return basis
 
 
