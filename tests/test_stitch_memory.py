@@ -14,7 +14,9 @@ tenth, smoothed): the test never holds a mosaic either.
 """
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -35,6 +37,7 @@ TILE = 1024  # px, one chunk per tile and channel
 STEP = 870  # px between neighbours: 15% overlap
 PIXEL_UM = 0.5
 SMALL, LARGE = (2, 2), (9, 12)  # large: one uint16 channel 7.9k x 10.5k = 160 MiB
+PROBE_TIMEOUT_S = 240  # the small mosaic runs in ~20 s; a probe slower than this is too tight
 ARGS = {"level": "1", "max_shift_um": 4.0}  # placement on level 1: the fusion is what is measured
 
 
@@ -106,7 +109,7 @@ print(json.dumps({"returncode": run.returncode, "peak": run.peak_rss_mib, "stder
 """
 
 
-def measure(url: str, tmp_path: Path, cap_mib: int = 0) -> dict:
+def measure(url: str, tmp_path: Path, cap_mib: int = 0, timeout_s: float | None = None) -> dict:
     """Peak RSS (MiB) of a fresh task child on ``url``, optionally under a data cap (MiB).
 
     Started from a small intermediate process: a forked child's peak RSS would
@@ -117,11 +120,20 @@ def measure(url: str, tmp_path: Path, cap_mib: int = 0) -> dict:
     shutil.rmtree(url + "_stitched", ignore_errors=True)
     root = Path(__file__).resolve().parent.parent
     args = json.dumps({**ARGS, "zarr_url": url})
-    done = subprocess.run(
+    process = subprocess.Popen(
         [sys.executable, "-c", _MEASURE, MODULE, args, str(tmp_path), str(cap_mib)],
-        capture_output=True, text=True, check=True, cwd=root,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=root,
+        start_new_session=True,  # one group: a timeout kills the task child too
     )
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    try:
+        out, err = process.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        return {"returncode": None, "peak": None, "stderr": f"timed out after {timeout_s} s"}
+    if process.returncode != 0:
+        raise subprocess.CalledProcessError(process.returncode, "measure", out, err)
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def smallest_cap(url: str, tmp_path: Path, start_mib: float, step_mib: int = 128) -> int:
@@ -132,7 +144,9 @@ def smallest_cap(url: str, tmp_path: Path, start_mib: float, step_mib: int = 128
     """
     cap = int(start_mib)
     for _ in range(12):
-        if measure(url, tmp_path, cap)["returncode"] == 0:
+        # Just under its need, an allocation can fail in a library that retries
+        # instead of raising (SuperLU spun for minutes): a slow run is too tight.
+        if measure(url, tmp_path, cap, timeout_s=PROBE_TIMEOUT_S)["returncode"] == 0:
             return cap
         cap += step_mib
     raise AssertionError(f"the task did not run on {url} under a data cap of {cap} MiB")
