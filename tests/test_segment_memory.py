@@ -26,18 +26,22 @@ def _tile(r0, c0, n):
     return labels
 
 
-def test_blockwise_task_bounded_and_exact(tmp_path):
-    url = str(tmp_path / "big.zarr")
+def _write_label(url: str, name: str, dtype: str, tile) -> float:
+    """A SIZE^2 image whose label `name` is written chunk by chunk from `tile(r, c, n)`; its MiB."""
     ome_zarr = ngio.create_empty_ome_zarr(
         url, shape=(SIZE, SIZE), pixelsize=0.5, axes_names=("y", "x"), levels=1,
         chunks=(CHUNK, CHUNK), dtype="uint8",
     )
-    label = ome_zarr.derive_label("cells", dtype="uint32", chunks=(CHUNK, CHUNK))
-    array = label.zarr_array
+    array = ome_zarr.derive_label(name, dtype=dtype, chunks=(CHUNK, CHUNK)).zarr_array
     for r in range(0, SIZE, CHUNK):
         for c in range(0, SIZE, CHUNK):
-            array[r : r + CHUNK, c : c + CHUNK] = _tile(r, c, CHUNK)
-    label_mib = array.nbytes / 2**20
+            array[r : r + CHUNK, c : c + CHUNK] = tile(r, c, CHUNK)
+    return array.nbytes / 2**20
+
+
+def test_blockwise_task_bounded_and_exact(tmp_path):
+    url = str(tmp_path / "big.zarr")
+    label_mib = _write_label(url, "cells", "uint32", _tile)
 
     base = baseline_rss_mib("segment_to_rois")
     run = run_task("segment_to_rois", {"zarr_url": url, "label_name": "cells"}, tmp_path)
@@ -77,15 +81,7 @@ def test_skeleton_mode_object_by_object_bounded_and_exact(tmp_path):
     from fractal_roi_tasks.rois import extract_branches
 
     url = str(tmp_path / "skel.zarr")
-    ome_zarr = ngio.create_empty_ome_zarr(
-        url, shape=(SIZE, SIZE), pixelsize=0.5, axes_names=("y", "x"), levels=1,
-        chunks=(CHUNK, CHUNK), dtype="uint8",
-    )
-    label = ome_zarr.derive_label("skel", dtype="uint64", chunks=(CHUNK, CHUNK))
-    for r in range(0, SIZE, CHUNK):
-        for c in range(0, SIZE, CHUNK):
-            label.zarr_array[r : r + CHUNK, c : c + CHUNK] = _crosses(r, c, CHUNK)
-    label_mib = label.zarr_array.nbytes / 2**20  # 512 MiB
+    label_mib = _write_label(url, "skel", "uint64", _crosses)  # 512 MiB
 
     base = baseline_rss_mib("segment_to_rois")
     run = run_task("segment_to_rois", {"zarr_url": url, "label_name": "skel", "shape": "skeleton"}, tmp_path)
