@@ -49,36 +49,20 @@ from skimage.registration import phase_cross_correlation  # noqa: E402
 
 from fractal_roi_tasks.drift import estimate_drift  # noqa: E402
 from fractal_roi_tasks.registration.shift import estimate_shift  # noqa: E402
-from fractal_roi_tasks.sample_data import load_source, shifted_field  # noqa: E402
+from fractal_roi_tasks.sample_data import load_source  # noqa: E402
+from fractal_roi_tasks.sample_data.timelapse import drift_path, drifting_frames  # noqa: E402
 
 PYSTACKREG_MISSING = "not installed (pip install pystackreg)"
-
-
-def true_path(n_frames: int, dims: int, step_px: float, seed: int) -> np.ndarray:
-    """(T, dims) displacement of the content since frame 0: slow drift plus a random walk."""
-    rng = np.random.default_rng(seed)
-    slow = np.array([0.01, 0.02, -0.03][-dims:])
-    sigma = np.array([step_px / 2, step_px, step_px][-dims:])
-    steps = slow + rng.normal(0.0, 1.0, (n_frames - 1, dims)) * sigma
-    return np.vstack([np.zeros((1, dims)), np.cumsum(steps, axis=0)])
 
 
 def make_frames(path: np.ndarray, size: int, planes: int, seed: int) -> np.ndarray:
     """uint16 frames (T, Y, X) or (T, Z, Y, X) of the retina moving along ``path``."""
     source = load_source("retina")
-    rng = np.random.default_rng(seed)
     margin = 16 + int(np.ceil(np.abs(path).max()))
     origin = ((source.shape[0] - size) // 2, (source.shape[1] - size) // 2)
     if min(origin) < margin:
         origin = (margin, margin)  # beyond the source: the mirror image continues it
-    shape = (path.shape[0], *([planes] if planes > 1 else []), size, size)
-    frames = np.empty(shape, dtype=np.uint16)
-    for t, p in enumerate(path):
-        field = shifted_field(source, p, origin=origin, shape=(size, size), z_planes=planes)
-        counts = 100.0 + 3000.0 * np.clip(field, 0.0, None)
-        noisy = rng.poisson(counts) + rng.normal(0.0, 5.0, counts.shape)
-        frames[t] = np.clip(np.rint(noisy), 0, 65535)
-    return frames
+    return drifting_frames(source, path, size=size, z_planes=planes, origin=origin, seed=seed)
 
 
 def ours(frames: np.ndarray) -> np.ndarray:
@@ -201,10 +185,10 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
     args = parse(argv)
     results = {}
     if args.frames > 0:
-        path = true_path(args.frames, 2, args.step, args.seed)
+        path = drift_path(args.frames, dims=2, step_px=args.step, seed=args.seed)
         results["2d"] = run_case("2D", make_frames(path, args.size, 1, args.seed + 1), path)
     if args.frames_3d > 0:
-        path = true_path(args.frames_3d, 3, args.step, args.seed + 2)
+        path = drift_path(args.frames_3d, dims=3, step_px=args.step, seed=args.seed + 2)
         frames = make_frames(path, args.size_3d, args.planes, args.seed + 3)
         results["3d"] = run_case("3D", frames, path)
     return results

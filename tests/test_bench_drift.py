@@ -49,7 +49,7 @@ def test_bench_drift_runs_without_pystackreg_and_says_so(monkeypatch, capsys):
 
 def test_the_true_path_and_frames_are_what_the_docstring_says():
     bench = load()
-    path = bench.true_path(50, 2, 0.0, seed=1)  # no random steps: the slow drift alone
+    path = bench.drift_path(50, dims=2, step_px=0.0, seed=1)  # no random steps: the slow drift alone
     assert np.allclose(path[-1], [49 * 0.02, 49 * -0.03])
     frames = bench.make_frames(path[:3], 64, 1, seed=2)
     assert frames.shape == (3, 64, 64) and frames.dtype == np.uint16

@@ -808,3 +808,30 @@ def test_the_public_names_are_importable_from_the_package():
     tiles = {"TILE_CHANNELS", "TileGrid", "converter_array", "make_tiled_plate", "tile_grid", "write_tiles"}
     assert offered | tiles == set(sample_data.__all__)
     assert all(hasattr(sample_data, name) for name in sample_data.__all__)
+
+
+def test_a_sample_timelapse_drifts_along_its_path(tmp_path):
+    """Frames, labels and the t scale of a time-lapse are what make_timelapse says."""
+    import ngio
+
+    from fractal_roi_tasks.registration.shift import estimate_shift
+    from fractal_roi_tasks.sample_data.timelapse import drift_path, make_timelapse
+
+    path = drift_path(4, step_px=0.0, slow_px=(0.0, 1.5, -2.0), jump=(3, (6.0, 3.0)))
+    truth = make_timelapse(
+        str(tmp_path / "tl.zarr"), path=path, size=192, blank_frames=(2,), time_interval_s=30.0
+    )
+    container = ngio.open_ome_zarr_container(truth.zarr_url)
+    image = container.get_image()
+    assert image.axes == ("t", "c", "y", "x") and image.shape == (4, 2, 192, 192)
+    assert image.pixel_size.t == 30.0
+    label = container.get_label("nuclei")
+    assert label.axes == ("t", "y", "x")
+    frames = np.asarray(image.get_array(c=0))
+    # Frame 3 against frame 0: the registering shift is minus the displacement.
+    measured = estimate_shift(frames[0].astype(float), frames[3].astype(float)).shift
+    assert np.allclose(measured, -path[3], atol=0.05)
+    assert frames[2].std() < 0.2 * frames[0].std()  # blank: background and noise only
+    labels = np.asarray(label.get_array())
+    dy, dx = (int(v) for v in np.rint(path[3]))
+    assert np.array_equal(labels[3][20 + dy : 150 + dy, 20 + dx : 150 + dx], labels[0][20:150, 20:150])

@@ -55,7 +55,9 @@ build on each other:
 - ``writing``: one sample image as OME-Zarr with its ROI tables;
 - ``plates``: `make_plate`, `make_image` and the `SamplePlate` they describe;
 - ``tiles``: tiles cut from a real mosaic (`tile_grid`, `TileGrid`);
-- ``tile_writing``: tiles as a converter's OME-Zarr image or plate.
+- ``tile_writing``: tiles as a converter's OME-Zarr image or plate;
+- ``timelapse``: a field drifting along a known path over time (`make_timelapse`,
+  `drift_path`), written ``(t, c, [z,] y, x)``.
 """
 
 from fractal_roi_tasks.sample_data.artefacts import add_noise, add_saturated_blob, background_fov
@@ -87,6 +89,12 @@ from fractal_roi_tasks.sample_data.tile_writing import (
     write_tiles,
 )
 from fractal_roi_tasks.sample_data.tiles import TileGrid, tile_grid
+from fractal_roi_tasks.sample_data.timelapse import (
+    SampleTimelapse,
+    drift_path,
+    drifting_frames,
+    make_timelapse,
+)
 
 __all__ = [
     "CHANNELS",
@@ -99,15 +107,19 @@ __all__ = [
     "FovTruth",
     "SampleImage",
     "SamplePlate",
+    "SampleTimelapse",
     "TileGrid",
     "add_noise",
     "add_saturated_blob",
     "background_fov",
     "converter_array",
+    "drift_path",
+    "drifting_frames",
     "load_cardiomyocyte_nuclei",
     "load_source",
     "make_image",
     "make_plate",
+    "make_timelapse",
     "make_tiled_plate",
     "random_shifts",
     "sample_fov",

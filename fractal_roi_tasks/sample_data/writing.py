@@ -85,27 +85,33 @@ def write_converter_image(
     overwrite: bool,
     tables: Mapping[str, object],
     labels: Mapping[str, np.ndarray] | None = None,
+    time_interval_s: float | None = None,
 ) -> None:
     """Write an image the way a Fractal converter does, with its tables and label images.
 
     Args:
         zarr_url: where to write the image.
-        image: (C, Y, X) or (C, Z, Y, X) array, one channel per entry of ``channels``.
+        image: (C, Y, X) or (C, Z, Y, X) array, one channel per entry of ``channels``;
+            (T, C, Y, X) or (T, C, Z, Y, X) when ``time_interval_s`` is given.
         channels: (label, wavelength_id) of each channel.
         pixel_size_um: pixel size in y and x; ``z_spacing_um`` that of the planes.
         chunk_yx: chunk height and width; a chunk holds one channel and one plane.
         levels, ngff_version, overwrite: as ngio's ``create_ome_zarr_from_array`` takes them.
         tables: ngio tables by name.
-        labels: uint32 label images by name, of the image's spatial shape.
+        labels: uint32 label images by name, of the image's shape without ``c``.
+        time_interval_s: seconds between time points: the image has a leading ``t`` axis.
     """
     import ngio
 
-    axes = ("c", "y", "x") if image.ndim == 3 else ("c", "z", "y", "x")
+    timed = time_interval_s is not None
+    spatial = image.ndim - (2 if timed else 1)
+    axes = ("t",) * timed + ("c", *("z",) * (spatial == 3), "y", "x")
     container = ngio.create_ome_zarr_from_array(
         store=zarr_url,
         array=image,
         pixelsize=pixel_size_um,
         z_spacing=z_spacing_um,
+        time_spacing=time_interval_s if timed else 1.0,
         levels=levels,
         axes_names=axes,
         channels_meta=[
@@ -113,7 +119,7 @@ def write_converter_image(
             for name, wavelength_id in channels
         ],
         ngff_version=ngff_version,
-        chunks=(1, *([1] if image.ndim == 4 else []), *chunk_yx),
+        chunks=(*(1,) * (image.ndim - 2), *chunk_yx),
         overwrite=overwrite,
         consolidation_mode="auto",
     )
