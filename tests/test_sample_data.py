@@ -806,7 +806,8 @@ def test_the_public_names_are_importable_from_the_package():
         "shifted_field",
     }
     tiles = {"TILE_CHANNELS", "TileGrid", "converter_array", "make_tiled_plate", "tile_grid", "write_tiles"}
-    assert offered | tiles == set(sample_data.__all__)
+    timelapse = {"SampleTimelapse", "drift_path", "drifting_frames", "make_timelapse"}
+    assert offered | tiles | timelapse == set(sample_data.__all__)
     assert all(hasattr(sample_data, name) for name in sample_data.__all__)
 
 
