@@ -35,12 +35,7 @@ import numpy as np
 
 from fractal_roi_tasks.errors import InvalidInputError
 from fractal_roi_tasks.names import FOV_ROI_TABLE, WELL_ROI_TABLE
-from fractal_roi_tasks.sample_data.constants import (
-    CHANNELS,
-    NUCLEI_LABEL,
-    PIXEL_SIZE_UM,
-    Z_SPACING_UM,
-)
+from fractal_roi_tasks.sample_data.constants import PIXEL_SIZE_UM, Z_SPACING_UM
 from fractal_roi_tasks.sample_data.shifts import shifted_field
 from fractal_roi_tasks.sample_data.sources import load_cardiomyocyte_nuclei, load_source
 
@@ -220,7 +215,7 @@ def make_timelapse(
     """
     from scipy import ndimage
 
-    from fractal_roi_tasks.sample_data.writing import write_converter_image
+    from fractal_roi_tasks.sample_data.writing import write_sample_channels
 
     if path is None:
         path = drift_path(n_frames, dims=3 if z_planes > 1 else 2, seed=seed)
@@ -252,19 +247,16 @@ def make_timelapse(
     labels = _moved_labels(nuclei_labels, path, origin, size)
     if z_planes > 1:
         labels = np.repeat(labels[:, None], z_planes, axis=1)
-    write_converter_image(
+    write_sample_channels(
         zarr_url,
         image,
-        channels=CHANNELS,
-        pixel_size_um=PIXEL_SIZE_UM,
-        z_spacing_um=Z_SPACING_UM,
-        time_interval_s=time_interval_s,
+        labels,
         chunk_yx=(size, size),
+        tables=_roi_tables(size, z_planes),
         levels=levels,
         ngff_version=ngff_version,
         overwrite=overwrite,
-        tables=_roi_tables(size, z_planes),
-        labels={NUCLEI_LABEL: labels},
+        time_interval_s=time_interval_s,
     )
     return SampleTimelapse(
         zarr_url=str(zarr_url),

@@ -131,6 +131,35 @@ def write_converter_image(
         container.add_table(name, table)
 
 
+def write_sample_channels(
+    zarr_url: str,
+    image: np.ndarray,
+    label: np.ndarray,
+    *,
+    chunk_yx: Sequence[int],
+    tables: Mapping[str, object],
+    levels: int,
+    ngff_version: str,
+    overwrite: bool,
+    time_interval_s: float | None = None,
+) -> None:
+    """Write an image of the sample channels (DAPI, GFP) and its nuclei label, at the sample pixel sizes."""
+    write_converter_image(
+        zarr_url,
+        image,
+        channels=CHANNELS,
+        pixel_size_um=PIXEL_SIZE_UM,
+        z_spacing_um=Z_SPACING_UM,
+        time_interval_s=time_interval_s,
+        chunk_yx=chunk_yx,
+        levels=levels,
+        ngff_version=ngff_version,
+        overwrite=overwrite,
+        tables=tables,
+        labels={NUCLEI_LABEL: label},
+    )
+
+
 def write_image(
     zarr_url: str,
     content: SampleContent,
@@ -146,18 +175,15 @@ def write_image(
         image, label = content.image[:, 0], content.label[0]
     else:
         image, label = content.image, content.label
-    write_converter_image(
+    write_sample_channels(
         zarr_url,
         image,
-        channels=CHANNELS,
-        pixel_size_um=PIXEL_SIZE_UM,
-        z_spacing_um=Z_SPACING_UM,
+        label,
         chunk_yx=(FOV_SIZE_PX, FOV_SIZE_PX),
+        tables=roi_tables(layout, stage_origin_um=stage_origin_um),
         levels=levels,
         ngff_version=ngff_version,
         overwrite=overwrite,
-        tables=roi_tables(layout, stage_origin_um=stage_origin_um),
-        labels={NUCLEI_LABEL: label},
     )
     logger.debug(
         "Wrote sample image %s: shape %s, %d FOVs, %d levels.",
