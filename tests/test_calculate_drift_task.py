@@ -1,0 +1,141 @@
+"""Calculate Drift on time-lapse images drifting along known paths (bundled real images)."""
+
+import ngio
+import numpy as np
+import pytest
+import skimage.data
+from pydantic import ValidationError
+
+from fractal_roi_tasks.dev.peak_rss import run_task
+from fractal_roi_tasks.errors import InvalidInputError, NotFoundError
+from fractal_roi_tasks.io.drift_table import DRIFT_TABLE, read_drift_shifts
+from fractal_roi_tasks.sample_data.constants import PIXEL_SIZE_UM, Z_SPACING_UM
+from fractal_roi_tasks.sample_data.timelapse import make_timelapse
+from fractal_roi_tasks.tasks.calculate_drift import calculate_drift
+
+DAPI = {"label": "DAPI"}
+BLANK = (7,)
+
+
+@pytest.fixture(scope="module")
+def timelapse_2d(tmp_path_factory):
+    url = str(tmp_path_factory.mktemp("drift2d") / "tl.zarr")
+    return make_timelapse(url, n_frames=20, size=192, blank_frames=BLANK, seed=3)
+
+
+@pytest.fixture(scope="module")
+def timelapse_3d(tmp_path_factory):
+    url = str(tmp_path_factory.mktemp("drift3d") / "tl3.zarr")
+    return make_timelapse(url, n_frames=8, size=128, z_planes=6, seed=5)
+
+
+def table(zarr_url, name=DRIFT_TABLE):
+    return read_drift_shifts(ngio.open_ome_zarr_container(zarr_url), name)
+
+
+def test_2d_shifts_equal_the_true_path_and_blank_frames_are_interpolated(timelapse_2d):
+    out = calculate_drift(zarr_url=timelapse_2d.zarr_url, channel=DAPI)
+    assert out == {"image_list_updates": [{"zarr_url": timelapse_2d.zarr_url}]}
+    shifts, frame = table(timelapse_2d.zarr_url)
+    assert shifts.shape == (20, 2)
+    assert frame["t"].tolist() == list(range(20))
+    good = np.ones(20, dtype=bool)
+    good[list(BLANK)] = False
+    # The shift registering frame t onto frame 0 is minus the content's displacement.
+    assert np.abs(shifts[good] + timelapse_2d.displacement_px[good]).max() < 0.05
+    assert frame["blank"].tolist() == (~good).tolist()
+    assert frame["interpolated"].tolist() == (~good).tolist()
+    # Blank frame 7: linear in time between its good neighbours 6 and 8.
+    np.testing.assert_allclose(shifts[7], (shifts[6] + shifts[8]) / 2, atol=1e-9)
+    assert frame["reference"].tolist() == [True] + [False] * 19
+    np.testing.assert_allclose(frame["time"], np.arange(20) * timelapse_2d.time_interval_s)
+    for axis in ("y", "x"):
+        np.testing.assert_allclose(
+            frame[f"shift_{axis}_um"], frame[f"shift_{axis}_px"] * PIXEL_SIZE_UM, rtol=1e-6
+        )
+    assert (frame["quality"][good] > 0.5).all()
+
+
+def test_rerun_overwrites_the_table_with_the_same_result(timelapse_2d):
+    calculate_drift(zarr_url=timelapse_2d.zarr_url, channel=DAPI, drift_table="again")
+    first, _ = table(timelapse_2d.zarr_url, "again")
+    calculate_drift(zarr_url=timelapse_2d.zarr_url, channel=DAPI, drift_table="again")
+    second, frame = table(timelapse_2d.zarr_url, "again")
+    assert len(frame) == 20
+    np.testing.assert_array_equal(first, second)
+
+
+def test_a_coarser_level_gives_shifts_in_level_0_pixels(timelapse_2d):
+    calculate_drift(zarr_url=timelapse_2d.zarr_url, channel=DAPI, level="1", drift_table="coarse")
+    shifts, frame = table(timelapse_2d.zarr_url, "coarse")
+    good = frame["blank"].to_numpy() == 0
+    # At level 1 each pixel is two of level 0: unscaled shifts would be off by half the path.
+    assert np.abs(timelapse_2d.displacement_px[good]).max() > 1.0
+    assert np.abs(shifts[good] + timelapse_2d.displacement_px[good]).max() < 0.05
+    np.testing.assert_allclose(frame["shift_x_um"], frame["shift_x_px"] * PIXEL_SIZE_UM, rtol=1e-6)
+
+
+def test_another_reference_time_point_and_a_channel_by_wavelength_id(timelapse_2d):
+    calculate_drift(
+        zarr_url=timelapse_2d.zarr_url,
+        channel={"wavelength_id": "A01_C01"},
+        reference_time_point=10,
+        drift_table="ref10",
+    )
+    shifts, frame = table(timelapse_2d.zarr_url, "ref10")
+    truth = -(timelapse_2d.displacement_px - timelapse_2d.displacement_px[10])
+    good = ~frame["blank"].to_numpy()
+    assert frame["reference"].tolist() == [t == 10 for t in range(20)]
+    assert np.abs(shifts[good] - truth[good]).max() < 0.05
+
+
+def test_3d_shifts_in_planes_and_micrometers(timelapse_3d):
+    calculate_drift(zarr_url=timelapse_3d.zarr_url, channel=DAPI)
+    shifts, frame = table(timelapse_3d.zarr_url)
+    assert shifts.shape == (8, 3)
+    error = np.abs(shifts + timelapse_3d.displacement_px)
+    assert error[:, 1:].max() < 0.05  # y, x
+    assert error[:, 0].max() < 0.1  # z, planes: 6 planes leave little focus detail
+    np.testing.assert_allclose(frame["shift_z_um"], frame["shift_z_px"] * Z_SPACING_UM, rtol=1e-6)
+    assert not frame["interpolated"].any()
+
+
+def test_an_image_without_time_axis_is_refused_naming_its_axes(tmp_path):
+    url = str(tmp_path / "still.zarr")
+    ngio.create_ome_zarr_from_array(
+        url, skimage.data.coins()[None], pixelsize=0.5, axes_names=("c", "y", "x"), levels=1
+    )
+    with pytest.raises(InvalidInputError, match=r"no time axis \(its axes are \('c', 'y', 'x'\)\)"):
+        calculate_drift(zarr_url=url, channel={"wavelength_id": "x"})
+
+
+def test_one_time_point_is_refused(tmp_path):
+    sample = make_timelapse(str(tmp_path / "one.zarr"), n_frames=1, size=128)
+    with pytest.raises(InvalidInputError, match=r"single time point \(t = 1\)"):
+        calculate_drift(zarr_url=sample.zarr_url, channel=DAPI)
+
+
+def test_bad_arguments_are_refused_clearly(timelapse_2d):
+    url = timelapse_2d.zarr_url
+    with pytest.raises(InvalidInputError, match=r"reference_time_point 20 is outside .* 0-19"):
+        calculate_drift(zarr_url=url, channel=DAPI, reference_time_point=20)
+    with pytest.raises(ValidationError, match="reference_time_point"):
+        calculate_drift(zarr_url=url, channel=DAPI, reference_time_point=-1)
+    with pytest.raises(NotFoundError, match=r"'Cy5' not found; the image has channels \['DAPI', 'GFP'\]"):
+        calculate_drift(zarr_url=url, channel={"label": "Cy5"})
+    with pytest.raises(NotFoundError, match=r"level '5' does not exist; the image has levels \['0', '1'\]"):
+        calculate_drift(zarr_url=url, channel=DAPI, level="5")
+    with pytest.raises(ValueError, match="drift_table"):
+        calculate_drift(zarr_url=url, channel=DAPI, drift_table="../x")
+    with pytest.raises(InvalidInputError, match="reference frame 7 cannot be used"):
+        calculate_drift(zarr_url=url, channel=DAPI, reference_time_point=7)
+
+
+def test_runs_as_a_fractal_server_runs_it(tmp_path):
+    sample = make_timelapse(str(tmp_path / "server.zarr"), n_frames=6, size=128, seed=1)
+    run = run_task("calculate_drift", {"zarr_url": sample.zarr_url, "channel": DAPI}, tmp_path)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.output == {"image_list_updates": [{"zarr_url": sample.zarr_url}]}
+    shifts, _ = table(sample.zarr_url)
+    assert np.abs(shifts + sample.displacement_px).max() < 0.05
+    assert run.peak_rss_mib > 0
