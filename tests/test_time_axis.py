@@ -1,0 +1,112 @@
+"""Every task on a t = 1 image gives exactly its output without t; t > 1 works or stops clearly."""
+
+import shutil
+from pathlib import Path
+
+import ngio
+import numpy as np
+import pandas as pd
+import pytest
+
+from fractal_roi_tasks.errors import InvalidInputError
+from fractal_roi_tasks.sample_data import make_image, make_plate
+from fractal_roi_tasks.sample_data.writing import write_converter_image
+from fractal_roi_tasks.tasks.segment_to_rois import segment_to_rois
+
+pytestmark = pytest.mark.filterwarnings("ignore:Writing zarr v2 data:UserWarning")
+
+
+def add_time_axis(zarr_url, *, frames=1, ngff_version="0.4"):
+    """Rewrite the image at ``zarr_url`` in place with a leading t axis of ``frames`` copies."""
+    container = ngio.open_ome_zarr_container(zarr_url)
+    image = container.get_image()
+    pixels = image.get_array()
+    labels = {
+        name: np.stack([container.get_label(name).get_array()] * frames)
+        for name in container.list_labels()
+    }
+    staged = zarr_url + "_timed"
+    write_converter_image(
+        staged,
+        np.stack([pixels] * frames),
+        channels=list(zip(image.channel_labels, image.wavelength_ids)),
+        pixel_size_um=image.pixel_size.x,
+        z_spacing_um=image.pixel_size.z,
+        chunk_yx=image.chunks[-2:],
+        levels=container.levels,
+        ngff_version=ngff_version,
+        overwrite=False,
+        tables={},
+        labels=labels,
+        time_interval_s=60.0,
+    )
+    shutil.copytree(Path(zarr_url) / "tables", Path(staged) / "tables", dirs_exist_ok=True)
+    shutil.rmtree(zarr_url)
+    shutil.move(staged, zarr_url)
+    assert ngio.open_ome_zarr_container(zarr_url).get_image().axes[0] == "t"
+    return zarr_url
+
+
+def tables_of(zarr_url):
+    container = ngio.open_ome_zarr_container(zarr_url)
+    return {name: container.get_table(name).dataframe for name in sorted(container.list_tables())}
+
+
+def assert_same_tables(plain_url, timed_url):
+    plain, timed = tables_of(plain_url), tables_of(timed_url)
+    assert sorted(plain) == sorted(timed)
+    for name, frame in plain.items():
+        other = timed[name]
+        shared = [c for c in frame.columns if c in other.columns]
+        assert shared == list(frame.columns), (name, list(frame.columns), list(other.columns))
+        pd.testing.assert_frame_equal(frame, other[shared], check_dtype=False, obj=name)
+
+
+def assert_same_pixels(plain, timed):
+    """The t = 1 output keeps its t axis and holds the same pixels."""
+    assert timed.axes[0] == "t" and timed.shape[0] == 1, timed.axes
+    assert tuple(timed.shape[1:]) == tuple(plain.shape)
+    np.testing.assert_array_equal(timed.get_array()[0], plain.get_array())
+
+
+def assert_same_labels(plain_url, timed_url):
+    plain = ngio.open_ome_zarr_container(plain_url)
+    timed = ngio.open_ome_zarr_container(timed_url)
+    assert sorted(plain.list_labels()) == sorted(timed.list_labels())
+    for name in plain.list_labels():
+        assert_same_pixels(plain.get_label(name), timed.get_label(name))
+
+
+def assert_same_files(plain_url, timed_url, folder):
+    plain = sorted(p.relative_to(plain_url) for p in (Path(plain_url) / folder).rglob("*") if p.is_file())
+    timed = sorted(p.relative_to(timed_url) for p in (Path(timed_url) / folder).rglob("*") if p.is_file())
+    assert plain == timed and plain
+    for rel in plain:
+        # a file may name its image: the two differ only by that path
+        expected = (Path(plain_url) / rel).read_bytes().replace(plain_url.encode(), timed_url.encode())
+        assert expected == (Path(timed_url) / rel).read_bytes(), rel
+
+
+@pytest.fixture
+def image_pair(tmp_path):
+    plain = make_image(tmp_path / "plain" / "image.zarr", levels=2)
+    timed = add_time_axis(make_image(tmp_path / "timed" / "image.zarr", levels=2))
+    return plain, timed
+
+
+def test_segment_to_rois_given_labels_is_the_same_on_t1(image_pair):
+    plain, timed = image_pair
+    for url in image_pair:
+        segment_to_rois(zarr_url=url, label_name="nuclei", exports=["json", "imagej", "geojson"])
+    assert_same_tables(plain, timed)
+    assert_same_files(plain, timed, "rois")
+
+
+def test_segment_to_rois_segmentation_is_the_same_on_t1(image_pair):
+    plain, timed = image_pair
+    for url in image_pair:
+        segment_to_rois(
+            zarr_url=url, label_name="found", segmentation={"channel": {"wavelength_id": "A01_C01"}}
+        )
+    assert_same_tables(plain, timed)
+    assert_same_labels(plain, timed)
