@@ -11,9 +11,17 @@ import pytest
 from fractal_roi_tasks.errors import InvalidInputError
 from fractal_roi_tasks.sample_data import make_image, make_plate
 from fractal_roi_tasks.sample_data.writing import write_converter_image
+from fractal_roi_tasks.tasks.apply_registration_to_image import apply_registration_to_image
+from fractal_roi_tasks.tasks.calculate_registration import calculate_registration
+from fractal_roi_tasks.tasks.find_registration_consensus import find_registration_consensus
+from fractal_roi_tasks.tasks.init_calculate_registration import init_calculate_registration
+from fractal_roi_tasks.tasks.init_registration_consensus import init_registration_consensus
 from fractal_roi_tasks.tasks.segment_to_rois import segment_to_rois
 
-pytestmark = pytest.mark.filterwarnings("ignore:Writing zarr v2 data:UserWarning")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:Writing zarr v2 data:UserWarning"),
+    pytest.mark.filterwarnings("ignore:Path .* contains non-alphanumeric"),
+]
 
 
 def add_time_axis(zarr_url, *, frames=1, ngff_version="0.4"):
@@ -110,3 +118,42 @@ def test_segment_to_rois_segmentation_is_the_same_on_t1(image_pair):
         )
     assert_same_tables(plain, timed)
     assert_same_labels(plain, timed)
+
+
+DAPI = {"wavelength_id": "A01_C01"}
+REGISTERED = "FOV_ROI_table_registered"
+
+
+def register_and_apply(urls):
+    for item in init_calculate_registration(zarr_urls=urls, zarr_dir="x")["parallelization_list"]:
+        calculate_registration(**item, channel=DAPI)
+    for item in init_registration_consensus(zarr_urls=urls, zarr_dir="x")["parallelization_list"]:
+        find_registration_consensus(**item)
+    for url in urls:
+        apply_registration_to_image(zarr_url=url, registered_roi_table=REGISTERED)
+
+
+def small_plate(root, frames=None):
+    plate = make_plate(
+        root, wells=("B03",), acquisitions=2, fov_grid=(1, 2), levels=2,
+        shifts={(1, 0): (0, 3, -2), (1, 1): (0, -1.5, 4.25)},
+    )
+    urls = [img.zarr_url for img in plate.images]
+    if frames is not None:
+        for url in urls:
+            add_time_axis(url, frames=frames)
+    return urls
+
+
+def test_registration_tasks_are_the_same_on_t1(tmp_path):
+    plain = small_plate(tmp_path / "plain")
+    timed = small_plate(tmp_path / "timed", frames=1)
+    register_and_apply(plain)
+    register_and_apply(timed)
+    for plain_url, timed_url in zip(plain, timed):
+        assert_same_tables(plain_url, timed_url)
+        plain_c = ngio.open_ome_zarr_container(plain_url)
+        timed_c = ngio.open_ome_zarr_container(timed_url)
+        for path in plain_c.level_paths:
+            assert_same_pixels(plain_c.get_image(path=path), timed_c.get_image(path=path))
+        assert_same_labels(plain_url, timed_url)
