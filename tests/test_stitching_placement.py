@@ -19,6 +19,7 @@ from fractal_roi_tasks.errors import InvalidInputError
 from fractal_roi_tasks.sample_data import load_source, tile_grid
 from fractal_roi_tasks.stitching.pairwise import (
     Link,
+    LinkOptions,
     LinkWindow,
     link_windows,
     measure_link,
@@ -291,6 +292,22 @@ def test_a_tile_of_pure_noise_falls_back_to_its_prior(source, seed):
     errors = neighbour_errors(grid.grid, placement.positions_px, grid.positions_px)
     ok = [k for k, (a, b) in enumerate(neighbour_pairs(grid.grid)) if 4 not in (a, b)]
     assert rms(errors[ok]) < 0.35
+
+
+def test_link_options_reach_the_pairs_and_the_verdicts():
+    grid = tile_grid(retina(), grid=(2, 2), tile_shape=(128, 128), jitter_px=2.0, noise=0.01, vignetting=0.2, seed=3)
+    default = measure_links(grid.tiles, grid.stage_px, max_shift_px=10)
+    assert [(k.first, k.second) for k in default] == [(0, 1), (0, 2), (1, 3), (2, 3)]
+    assert all(k.accepted for k in default)
+    corners = measure_links(grid.tiles, grid.stage_px, max_shift_px=10, options=LinkOptions(include_corners=True))
+    assert [(k.first, k.second) for k in corners] == [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)]
+    strict = LinkOptions(min_quality=0.999)
+    placement = place_tiles(grid.tiles, grid.stage_px, max_shift_px=10, options=strict)
+    assert placement.n_accepted == 0 and placement.fell_back.all()
+    assert all(k.reason.startswith("quality ") and k.reason.endswith("below 0.999") for k in placement.links)
+    np.testing.assert_array_equal(placement.positions_px, grid.stage_px)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        strict.min_quality = 0.5  # type: ignore[misc]
 
 
 def test_the_solver_drops_a_corrupted_link():

@@ -75,7 +75,9 @@ from fractal_roi_tasks.translation.spectra import check_band
 from fractal_roi_tasks.translation.whole_pixel import masked_ncc_match
 
 __all__ = [
+    "DEFAULT_LINK_OPTIONS",
     "Link",
+    "LinkOptions",
     "LinkWindow",
     "link_windows",
     "measure_link",
@@ -93,6 +95,36 @@ _MAX_REFINEMENT_PX = 1.5
 
 _GAUSS_PER_PERIOD = 1.0 / (math.pi * math.sqrt(2.0))
 """sigma = period * this: the gaussian that keeps e^-1 of the amplitude at that period."""
+
+
+@dataclass(frozen=True)
+class LinkOptions:
+    """Which overlapping pairs are linked and which measured offsets are trusted.
+
+    The options `measure_links` and `fractal_roi_tasks.stitching.solve.place_tiles`
+    share; ``max_shift_px`` is not one of them, since it depends on the
+    stage of each data set and has no default.
+
+    Attributes:
+        min_quality: a link whose quality is below this is rejected, in [-1, 1].
+        max_uncertainty_px: a link whose expected error is above this (px)
+            is rejected: the overlap holds too little shared detail.
+        min_overlap_px: pairs overlapping by less than this (in y or x, px)
+            are not linked.
+        include_corners: also link tiles that overlap only at a corner.
+        band_px: (finest, coarsest) period weighed by the sub-pixel step, in
+            pixels (see `measure_link`); 0 disables either limit.
+    """
+
+    min_quality: float = 0.2
+    max_uncertainty_px: float = 0.3
+    min_overlap_px: float = 4.0
+    include_corners: bool = False
+    band_px: tuple[float, float] = (3.0, 40.0)
+
+
+DEFAULT_LINK_OPTIONS = LinkOptions()
+"""The options `measure_links` and `place_tiles` use unless given others."""
 
 
 @dataclass(frozen=True)
@@ -322,11 +354,7 @@ def measure_links(
     prior_px: np.ndarray,
     *,
     max_shift_px: float,
-    min_quality: float = 0.2,
-    max_uncertainty_px: float = 0.3,
-    min_overlap_px: float = 4.0,
-    include_corners: bool = False,
-    band_px: tuple[float, float] = (3.0, 40.0),
+    options: LinkOptions = DEFAULT_LINK_OPTIONS,
 ) -> list[Link]:
     """`link_windows` and `measure_link` for every overlapping pair of in-memory tiles.
 
@@ -336,11 +364,7 @@ def measure_links(
         prior_px: (N, 2) float (y, x) prior position of each tile's top-left
             pixel in a common mosaic frame, in pixels.
         max_shift_px: largest expected error of a prior offset, per axis, px.
-        min_quality: see `measure_link`.
-        max_uncertainty_px: see `measure_link`.
-        min_overlap_px: see `link_windows` and `measure_link`.
-        include_corners: see `link_windows`.
-        band_px: see `measure_link`.
+        options: which pairs are linked and which offsets trusted (`LinkOptions`).
 
     Returns:
         One `Link` per overlapping pair, sorted by ``(first, second)``.
@@ -362,8 +386,8 @@ def measure_links(
         prior,
         shapes,
         max_shift_px=max_shift_px,
-        min_overlap_px=min_overlap_px,
-        include_corners=include_corners,
+        min_overlap_px=options.min_overlap_px,
+        include_corners=options.include_corners,
     )
     links = [
         measure_link(
@@ -371,10 +395,10 @@ def measure_links(
             arrays[w.first][w.first_box],
             arrays[w.second][w.second_box],
             max_shift_px=max_shift_px,
-            min_quality=min_quality,
-            max_uncertainty_px=max_uncertainty_px,
-            min_overlap_px=min_overlap_px,
-            band_px=band_px,
+            min_quality=options.min_quality,
+            max_uncertainty_px=options.max_uncertainty_px,
+            min_overlap_px=options.min_overlap_px,
+            band_px=options.band_px,
         )
         for w in windows
     ]

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fractal_roi_tasks.errors import InvalidInputError
-from fractal_roi_tasks.stitching.pairwise import Link, measure_links
+from fractal_roi_tasks.stitching.pairwise import DEFAULT_LINK_OPTIONS, Link, LinkOptions, measure_links
 
 logger = logging.getLogger(__name__)
 
@@ -263,11 +263,7 @@ def place_tiles(
     prior_px: np.ndarray,
     *,
     max_shift_px: float,
-    min_quality: float = 0.2,
-    max_uncertainty_px: float = 0.3,
-    min_overlap_px: float = 4.0,
-    include_corners: bool = False,
-    band_px: tuple[float, float] = (3.0, 40.0),
+    options: LinkOptions = DEFAULT_LINK_OPTIONS,
     max_residual_px: float = 1.5,
 ) -> Placement:
     """Place in-memory tiles: find overlapping pairs, measure them, solve the positions.
@@ -281,12 +277,8 @@ def place_tiles(
             pixel in a common mosaic frame (e.g. from the stage), in pixels.
         max_shift_px: largest expected error of the prior offset of two
             neighbouring tiles, per axis, in pixels.
-        min_quality: links whose quality is below this are not used.
-        max_uncertainty_px: links whose expected error is above this (px)
-            are not used.
-        min_overlap_px: pairs overlapping by less than this are not linked.
-        include_corners: also link tiles that overlap only at a corner.
-        band_px: (finest, coarsest) period weighed by the match, in pixels.
+        options: which pairs are linked and which measured offsets are used
+            (`fractal_roi_tasks.stitching.pairwise.LinkOptions`).
         max_residual_px: links that disagree with the others by more than
             this are dropped.
 
@@ -305,14 +297,5 @@ def place_tiles(
     >>> bool(np.abs(error).max() < 0.1), bool(placement.fell_back.any())
     (True, False)
     """
-    links = measure_links(
-        tiles,
-        prior_px,
-        max_shift_px=max_shift_px,
-        min_quality=min_quality,
-        max_uncertainty_px=max_uncertainty_px,
-        min_overlap_px=min_overlap_px,
-        include_corners=include_corners,
-        band_px=band_px,
-    )
+    links = measure_links(tiles, prior_px, max_shift_px=max_shift_px, options=options)
     return solve_positions(prior_px, links, max_residual_px=max_residual_px)
