@@ -9,7 +9,13 @@ import pandas as pd
 import pytest
 
 from fractal_roi_tasks.errors import InvalidInputError
-from fractal_roi_tasks.sample_data import make_image, make_plate
+from fractal_roi_tasks.sample_data import (
+    load_cardiomyocyte_nuclei,
+    make_image,
+    make_plate,
+    make_tiled_plate,
+    tile_grid,
+)
 from fractal_roi_tasks.sample_data.writing import write_converter_image
 from fractal_roi_tasks.tasks.apply_registration_to_image import apply_registration_to_image
 from fractal_roi_tasks.tasks.calculate_registration import calculate_registration
@@ -17,6 +23,7 @@ from fractal_roi_tasks.tasks.find_registration_consensus import find_registratio
 from fractal_roi_tasks.tasks.init_calculate_registration import init_calculate_registration
 from fractal_roi_tasks.tasks.init_registration_consensus import init_registration_consensus
 from fractal_roi_tasks.tasks.segment_to_rois import segment_to_rois
+from fractal_roi_tasks.tasks.stitch_and_dedup import stitch_and_dedup
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:Writing zarr v2 data:UserWarning"),
@@ -157,3 +164,27 @@ def test_registration_tasks_are_the_same_on_t1(tmp_path):
         for path in plain_c.level_paths:
             assert_same_pixels(plain_c.get_image(path=path), timed_c.get_image(path=path))
         assert_same_labels(plain_url, timed_url)
+
+
+def tiled(root, frames=None):
+    raw, nuclei = load_cardiomyocyte_nuclei()
+    grid = tile_grid(
+        raw / 65535.0, object_labels=nuclei, grid=(2, 2), tile_shape=(160, 160), jitter_px=3.0, seed=5
+    )
+    url = make_tiled_plate(root, grid, unique_label_ids=True)
+    if frames is not None:
+        add_time_axis(url, frames=frames)
+    return url
+
+
+def test_stitch_and_dedup_is_the_same_on_t1(tmp_path):
+    plain = stitch_and_dedup(zarr_url=tiled(tmp_path / "plain"), channel={"label": "DAPI"})
+    timed = stitch_and_dedup(zarr_url=tiled(tmp_path / "timed", frames=1), channel={"label": "DAPI"})
+    plain_url = plain["image_list_updates"][0]["zarr_url"]
+    timed_url = timed["image_list_updates"][0]["zarr_url"]
+    assert_same_tables(plain_url, timed_url)
+    plain_c = ngio.open_ome_zarr_container(plain_url)
+    timed_c = ngio.open_ome_zarr_container(timed_url)
+    for path in plain_c.level_paths:
+        assert_same_pixels(plain_c.get_image(path=path), timed_c.get_image(path=path))
+    assert_same_labels(plain_url, timed_url)
