@@ -33,8 +33,12 @@ def table(zarr_url, name=DRIFT_TABLE):
     return read_drift_shifts(ngio.open_ome_zarr_container(zarr_url), name)
 
 
-def test_2d_shifts_equal_the_true_path_and_blank_frames_are_interpolated(timelapse_2d):
-    out = calculate_drift(zarr_url=timelapse_2d.zarr_url, channel=DAPI)
+def test_2d_shifts_equal_the_true_path_and_blank_frames_are_interpolated(timelapse_2d, caplog):
+    with caplog.at_level("INFO", logger="fractal_roi_tasks.tasks.calculate_drift"):
+        out = calculate_drift(zarr_url=timelapse_2d.zarr_url, channel=DAPI)
+    assert "drift of 20 time points on 'DAPI'" in caplog.text
+    assert "1 blank, 1 interpolated" in caplog.text
+    assert "time point 7: drift interpolated (blank" in caplog.text
     assert out == {"image_list_updates": [{"zarr_url": timelapse_2d.zarr_url}]}
     shifts, frame = table(timelapse_2d.zarr_url)
     assert shifts.shape == (20, 2)
@@ -139,3 +143,17 @@ def test_runs_as_a_fractal_server_runs_it(tmp_path):
     shifts, _ = table(sample.zarr_url)
     assert np.abs(shifts + sample.displacement_px).max() < 0.05
     assert run.peak_rss_mib > 0
+
+
+def test_only_the_chosen_channel_is_read_one_time_point_at_a_time(timelapse_2d, monkeypatch):
+    image_class = type(ngio.open_ome_zarr_container(timelapse_2d.zarr_url).get_image())
+    original = image_class.get_array
+    reads = []
+
+    def recording(self, *args, **kwargs):
+        reads.append((kwargs.get("c"), kwargs.get("t")))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(image_class, "get_array", recording)
+    calculate_drift(zarr_url=timelapse_2d.zarr_url, channel={"label": "GFP"}, drift_table="gfp")
+    assert sorted(reads) == [(1, t) for t in range(20)]

@@ -41,7 +41,7 @@ def calculate_drift(
     Args:
         zarr_url: Time-lapse image to measure (set by Fractal).
         channel: The channel to measure drift on (e.g. the nuclear stain);
-            all channels are corrected with it later.
+            Apply Drift Correction shifts every channel by it.
         reference_time_point: The time point (0-based) every shift is
             relative to; it must not be blank.
         level: Pyramid level to measure at; "0" (full resolution) gives the
@@ -76,6 +76,7 @@ def calculate_drift(
         logger.warning("%s time point %d: drift interpolated (%s)", zarr_url, t, drift.reason[t])
     distance = np.linalg.norm(shift_px[:, -2:], axis=1)
     worst = int(np.argmax(distance))
+    z_note = f", z up to {float(np.abs(shift_px[:, 0]).max()):.2f} planes" if read.axes[0] == "z" else ""
     logger.info(
         "%s: drift of %d time points on %r at level %s against time point %d: largest %.2f px "
         "(y, x; full resolution) at time point %d%s; %d blank, %d interpolated; table %r written",
@@ -86,7 +87,7 @@ def calculate_drift(
         drift.reference,
         float(distance[worst]),
         worst,
-        f", z up to {float(np.abs(shift_px[:, 0]).max()):.2f} planes" if shift_px.shape[1] == 3 else "",
+        z_note,
         int(drift.blank.sum()),
         int(drift.interpolated.sum()),
         drift_table,
