@@ -1,0 +1,98 @@
+"""Fractal task: move every time point of a time-lapse (and its labels) onto the reference frame."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from pydantic import validate_call
+
+from fractal_roi_tasks.io import swap
+from fractal_roi_tasks.names import check_name
+
+logger = logging.getLogger(__name__)
+CORRECTED_IMAGE = "{image}_drift_corrected"
+
+
+@validate_call
+def apply_drift_correction(
+    *,
+    zarr_url: str,
+    drift_table: str = "drift_table",
+    subpixel: bool = False,
+    correct_labels: bool = True,
+    overwrite_input: bool = True,
+) -> dict:
+    """Shift every time point onto the reference frame, using the table Calculate Drift wrote.
+
+    Builds a new image of the same shape. By default each time point is moved
+    by its shift rounded to whole pixels (pixels are copied, never
+    interpolated); only the region every time point sees after moving holds
+    data and everything outside it is zero, the same in every time point, so
+    the corrected movie has no moving borders. All channels, z-planes and
+    pyramid levels; labels too (always by whole pixels). Safe to kill and
+    re-run at any moment: the new image is built beside the original and
+    swapped in atomically; the original is deleted only after the new image
+    is complete on disk. Running it again on a corrected image does nothing.
+
+    Args:
+        zarr_url: Path of the OME-Zarr time-lapse image (set by Fractal).
+        drift_table: The table Calculate Drift wrote into the image.
+        subpixel: Resample each time point by its exact (sub-pixel) shift
+            with linear interpolation instead of moving it by whole pixels.
+            Smoother drift for display and measurement, but it interpolates
+            the pixel values and reads one whole time point of one channel
+            at a time (memory: a few copies of one such frame). Labels are
+            still moved by whole pixels.
+        correct_labels: Move every label image of the image too.
+        overwrite_input: Replace the image by its corrected version; if
+            unset, the corrected image is written beside it as
+            `{image}_drift_corrected` (and added to the well when the image
+            is in a plate) and the original stays.
+    """
+    from fractal_roi_tasks.io import drift_apply
+
+    check_name(drift_table, what="drift_table")
+    output = swap.plan_output(zarr_url, new_name=CORRECTED_IMAGE, overwrite_input=overwrite_input)
+    source = str(output.source)
+    ome_zarr, shifts, frame = drift_apply.open_checked(source, drift_table)
+
+    def build(path: Path) -> dict:
+        built = drift_apply.build(
+            ome_zarr, shifts, drift_table, source, path, subpixel=subpixel, correct_labels=correct_labels
+        )
+        return {"output": built}
+
+    wanted = drift_apply.wanted_marker(drift_table, frame, subpixel=subpixel, correct_labels=correct_labels)
+    if swap.build_once(output, wanted, build, source_key="source", task="Apply Drift Correction"):
+        logger.info("%s: %d time points corrected with %r -> %s", source, len(frame), drift_table, output.target)
+    else:
+        logger.info("%s: already corrected with %r, nothing to do", output.target, drift_table)
+    if output.in_place:
+        return {"image_list_updates": [{"zarr_url": str(output.target)}]}
+    _list_in_well(output.source, output.target)
+    return {"image_list_updates": [{"zarr_url": str(output.target), "origin": source}]}
+
+
+def _list_in_well(source: Path, target: Path) -> None:
+    """Add `target` to the well of `source`, with its acquisition; nothing for an image outside a plate."""
+    import warnings
+
+    import ngio
+
+    from fractal_roi_tasks.io.wells import add_to_well
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Path .* contains non-alphanumeric")
+        try:
+            well = ngio.open_ome_zarr_well(str(source.parent), mode="r")
+        except ngio.NgioError:
+            return  # a plain image: the new one simply sits beside it
+        acquisition = well.get_image_acquisition_id(source.name) if source.name in well.paths() else None
+    add_to_well(target, acquisition)
+
+
+if __name__ == "__main__":
+    from fractal_task_tools.task_wrapper import run_fractal_task
+
+    run_fractal_task(task_function=apply_drift_correction)
