@@ -25,11 +25,6 @@ from fractal_roi_tasks.tasks.init_registration_consensus import init_registratio
 from fractal_roi_tasks.tasks.segment_to_rois import segment_to_rois
 from fractal_roi_tasks.tasks.stitch_and_dedup import stitch_and_dedup
 
-pytestmark = [
-    pytest.mark.filterwarnings("ignore:Writing zarr v2 data:UserWarning"),
-    pytest.mark.filterwarnings("ignore:Path .* contains non-alphanumeric"),
-]
-
 
 def add_time_axis(zarr_url, *, frames=1, ngff_version="0.4"):
     """Rewrite the image at ``zarr_url`` in place with a leading t axis of ``frames`` copies."""
@@ -92,20 +87,28 @@ def assert_same_labels(plain_url, timed_url):
         assert_same_pixels(plain.get_label(name), timed.get_label(name))
 
 
+def files_under(zarr_url, folder):
+    return sorted(
+        p.relative_to(zarr_url) for p in (Path(zarr_url) / folder).rglob("*") if p.is_file()
+    )
+
+
 def assert_same_files(plain_url, timed_url, folder):
-    plain = sorted(p.relative_to(plain_url) for p in (Path(plain_url) / folder).rglob("*") if p.is_file())
-    timed = sorted(p.relative_to(timed_url) for p in (Path(timed_url) / folder).rglob("*") if p.is_file())
+    plain, timed = files_under(plain_url, folder), files_under(timed_url, folder)
     assert plain == timed and plain
     for rel in plain:
         # a file may name its image: the two differ only by that path
-        expected = (Path(plain_url) / rel).read_bytes().replace(plain_url.encode(), timed_url.encode())
+        expected = (Path(plain_url) / rel).read_bytes()
+        expected = expected.replace(plain_url.encode(), timed_url.encode())
         assert expected == (Path(timed_url) / rel).read_bytes(), rel
 
 
-@pytest.fixture
-def image_pair(tmp_path):
-    plain = make_image(tmp_path / "plain" / "image.zarr", levels=2)
-    timed = add_time_axis(make_image(tmp_path / "timed" / "image.zarr", levels=2))
+@pytest.fixture(params=[1, 3], ids=["tcyx", "tczyx"])
+def image_pair(tmp_path, request):
+    """The same sample image without t and with a t axis of size 1 (2D, and 3D of 3 planes)."""
+    options = {"levels": 2, "z_planes": request.param}
+    plain = make_image(tmp_path / "plain" / "image.zarr", **options)
+    timed = add_time_axis(make_image(tmp_path / "timed" / "image.zarr", **options))
     return plain, timed
 
 
@@ -132,8 +135,16 @@ REGISTERED = "FOV_ROI_table_registered"
 
 
 def register_and_apply(urls):
+    calculate(urls)
+    consensus_and_apply(urls)
+
+
+def calculate(urls):
     for item in init_calculate_registration(zarr_urls=urls, zarr_dir="x")["parallelization_list"]:
         calculate_registration(**item, channel=DAPI)
+
+
+def consensus_and_apply(urls):
     for item in init_registration_consensus(zarr_urls=urls, zarr_dir="x")["parallelization_list"]:
         find_registration_consensus(**item)
     for url in urls:
@@ -142,7 +153,11 @@ def register_and_apply(urls):
 
 def small_plate(root, frames=None):
     plate = make_plate(
-        root, wells=("B03",), acquisitions=2, fov_grid=(1, 2), levels=2,
+        root,
+        wells=("B03",),
+        acquisitions=2,
+        fov_grid=(1, 2),
+        levels=2,
         shifts={(1, 0): (0, 3, -2), (1, 1): (0, -1.5, 4.25)},
     )
     urls = [img.zarr_url for img in plate.images]
@@ -169,7 +184,12 @@ def test_registration_tasks_are_the_same_on_t1(tmp_path):
 def tiled(root, frames=None):
     raw, nuclei = load_cardiomyocyte_nuclei()
     grid = tile_grid(
-        raw / 65535.0, object_labels=nuclei, grid=(2, 2), tile_shape=(160, 160), jitter_px=3.0, seed=5
+        raw / 65535.0,
+        object_labels=nuclei,
+        grid=(2, 2),
+        tile_shape=(160, 160),
+        jitter_px=3.0,
+        seed=5,
     )
     url = make_tiled_plate(root, grid, unique_label_ids=True)
     if frames is not None:
@@ -179,7 +199,8 @@ def tiled(root, frames=None):
 
 def test_stitch_and_dedup_is_the_same_on_t1(tmp_path):
     plain = stitch_and_dedup(zarr_url=tiled(tmp_path / "plain"), channel={"label": "DAPI"})
-    timed = stitch_and_dedup(zarr_url=tiled(tmp_path / "timed", frames=1), channel={"label": "DAPI"})
+    timed_tiles = tiled(tmp_path / "timed", frames=1)
+    timed = stitch_and_dedup(zarr_url=timed_tiles, channel={"label": "DAPI"})
     plain_url = plain["image_list_updates"][0]["zarr_url"]
     timed_url = timed["image_list_updates"][0]["zarr_url"]
     assert_same_tables(plain_url, timed_url)
@@ -188,3 +209,43 @@ def test_stitch_and_dedup_is_the_same_on_t1(tmp_path):
     for path in plain_c.level_paths:
         assert_same_pixels(plain_c.get_image(path=path), timed_c.get_image(path=path))
     assert_same_labels(plain_url, timed_url)
+
+
+def test_time_series_stop_with_a_clear_error_where_unsupported(tmp_path):
+    image = add_time_axis(make_image(tmp_path / "a" / "image.zarr", levels=2), frames=2)
+    message = (
+        r"Time series are not supported \(axes \('t', 'c', 'y', 'x'\)\); "
+        r"run on one time point"
+    )
+    with pytest.raises(InvalidInputError, match=message.replace("'c', ", "")):
+        segment_to_rois(zarr_url=image, label_name="nuclei")
+    with pytest.raises(InvalidInputError, match=message):
+        segment_to_rois(zarr_url=image, label_name="found", segmentation={"channel": DAPI})
+    urls = small_plate(tmp_path / "p", frames=2)
+    item = init_calculate_registration(zarr_urls=urls, zarr_dir="x")["parallelization_list"][0]
+    with pytest.raises(InvalidInputError, match=message):
+        calculate_registration(**item, channel=DAPI)
+    with pytest.raises(InvalidInputError, match=message):
+        stitch_and_dedup(zarr_url=tiled(tmp_path / "s", frames=2), channel={"label": "DAPI"})
+
+
+def test_consensus_and_apply_register_every_time_point(tmp_path):
+    plain = small_plate(tmp_path / "plain")
+    calculate(plain)
+    shutil.copytree(tmp_path / "plain", tmp_path / "timed")
+    timed = [url.replace(str(tmp_path / "plain"), str(tmp_path / "timed")) for url in plain]
+    for url in timed:
+        add_time_axis(url, frames=2)
+    consensus_and_apply(plain)
+    consensus_and_apply(timed)
+    for plain_url, timed_url in zip(plain, timed):
+        assert_same_tables(plain_url, timed_url)
+        expected = ngio.open_ome_zarr_container(plain_url).get_image().get_array()
+        found = ngio.open_ome_zarr_container(timed_url).get_image()
+        assert found.axes[0] == "t" and found.shape[0] == 2
+        for t in range(2):
+            np.testing.assert_array_equal(found.get_array()[t], expected)
+        expected_label = ngio.open_ome_zarr_container(plain_url).get_label("nuclei").get_array()
+        found_label = ngio.open_ome_zarr_container(timed_url).get_label("nuclei").get_array()
+        for t in range(2):
+            np.testing.assert_array_equal(found_label[t], expected_label)

@@ -31,6 +31,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from fractal_roi_tasks.arguments import ChannelChoice
+from fractal_roi_tasks.errors import InvalidInputError
 from fractal_roi_tasks.io.ngio_tables import roi_slices, spacing_um
 from fractal_roi_tasks.registration import (
     RefinementWindows,
@@ -89,6 +90,10 @@ class LevelPair:
 def open_levels(ome_zarr, level: str, channel: ChannelChoice, axes: tuple[str, ...]) -> LevelPair:
     """The requested level and the one about 4x coarser in y and x (2x to 8x, whole ratios)."""
     image = ome_zarr.get_image(path=level)
+    if "t" in image.axes and image.dimensions.get("t") != 1:
+        raise InvalidInputError(
+            f"Time series are not supported (axes {image.axes}); run on one time point."
+        )
     index = channel.index_in(image.channel_labels, image.wavelength_ids)
     best = None
     for path in ome_zarr.level_paths:
