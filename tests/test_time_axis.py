@@ -151,9 +151,10 @@ def consensus_and_apply(urls):
         apply_registration_to_image(zarr_url=url, registered_roi_table=REGISTERED)
 
 
-def small_plate(root, frames=None):
+def small_plate(root, frames=None, z_planes=1):
     plate = make_plate(
         root,
+        z_planes=z_planes,
         wells=("B03",),
         acquisitions=2,
         fov_grid=(1, 2),
@@ -167,9 +168,10 @@ def small_plate(root, frames=None):
     return urls
 
 
-def test_registration_tasks_are_the_same_on_t1(tmp_path):
-    plain = small_plate(tmp_path / "plain")
-    timed = small_plate(tmp_path / "timed", frames=1)
+@pytest.mark.parametrize("z_planes", [1, 3], ids=["tcyx", "tczyx"])
+def test_registration_tasks_are_the_same_on_t1(tmp_path, z_planes):
+    plain = small_plate(tmp_path / "plain", z_planes=z_planes)
+    timed = small_plate(tmp_path / "timed", frames=1, z_planes=z_planes)
     register_and_apply(plain)
     register_and_apply(timed)
     for plain_url, timed_url in zip(plain, timed):
