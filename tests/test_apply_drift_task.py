@@ -217,3 +217,23 @@ def test_errors_name_what_is_wrong(tmp_path):
     with pytest.raises(InvalidInputError, match=r"no time axis \(axes \('c', 'y', 'x'\)\)"):
         apply_drift_correction(zarr_url=still)
     assert swap.read_marker(sample.zarr_url) is None
+
+
+def test_new_image_listed_in_its_well(tmp_path):
+    plate = tmp_path / "plate.zarr"
+    ngio.create_empty_plate(str(plate), "movie", images=[
+        ngio.ImageInWellPath(row="B", column="03", path="0", acquisition_id=2)
+    ], ngff_version="0.4")
+    sample = make_timelapse(str(plate / "B" / "03" / "0"), path=PATH_2D[:4], size=128)
+    write_drift_table(ngio.open_ome_zarr_container(sample.zarr_url), drift_frame(
+        -sample.displacement_px, spacing_um=(1.0, 1.0), time_step=60.0, quality=np.ones(4),
+        blank=np.zeros(4, bool), interpolated=np.zeros(4, bool), reference=0,
+    ))
+    before, _ = arrays(sample.zarr_url)
+    result = apply_drift_correction(zarr_url=sample.zarr_url, overwrite_input=False)
+    target = str(plate / "B" / "03" / "0_drift_corrected")
+    assert result == {"image_list_updates": [{"zarr_url": target, "origin": sample.zarr_url}]}
+    well = ngio.open_ome_zarr_well(str(plate / "B" / "03"))
+    assert sorted(well.paths()) == ["0", "0_drift_corrected"]
+    assert well.get_image_acquisition_id("0_drift_corrected") == 2
+    check_corrected(target, sample, before)
