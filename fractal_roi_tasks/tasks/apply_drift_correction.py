@@ -40,7 +40,7 @@ def apply_drift_correction(
         drift_table: The table Calculate Drift wrote into the image.
         subpixel: Resample each time point by its exact (sub-pixel) shift
             with linear interpolation instead of moving it by whole pixels.
-            Smoother drift for display and measurement, but it interpolates
+            Aligns to a fraction of a pixel, but it interpolates
             the pixel values and reads one whole time point of one channel
             at a time (memory: a few copies of one such frame). Labels are
             still moved by whole pixels.
