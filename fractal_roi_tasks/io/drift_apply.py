@@ -79,6 +79,7 @@ def build(ome_zarr, shifts: np.ndarray, table_name: str, source_url: str, path: 
     """
     import ngio
 
+    from fractal_roi_tasks.io.derived_labels import write_labels
     from fractal_roi_tasks.io.pyramid import build_pyramid
     from fractal_roi_tasks.io.swap import crash_point
 
@@ -93,19 +94,14 @@ def build(ome_zarr, shifts: np.ndarray, table_name: str, source_url: str, path: 
         move_frames(image, new.get_image(), shifts, region)
     crash_point("correcting")
     build_pyramid(new.get_image())
-    labels = ome_zarr.list_labels()
-    for label_name in labels:
-        label = ome_zarr.get_label(label_name)
-        new_label = new.derive_label(label_name, ref_image=label, dtype=str(label.dtype))
-        if correct_labels:
-            label_shifts = _in_pixels_of(label, image, shifts)
-            move_frames(label, new_label, label_shifts, _scaled_region(label, image, region))
-        else:
-            block_copy.copy_whole(label.zarr_array, new_label.zarr_array)
-        build_pyramid(new_label)
-        _copy_label_metadata(Path(source_url), path, label_name)
-    if labels and not correct_labels:
-        logger.warning("labels %s copied uncorrected (correct_labels is unset)", labels)
+    def move(label, new_label) -> None:
+        label_shifts = _in_pixels_of(label, image, shifts)
+        move_frames(label, new_label, label_shifts, _scaled_region(label, image, region))
+
+    write_labels(
+        ome_zarr, new, Path(source_url), path, move if correct_labels else None,
+        unmoved="uncorrected (correct_labels is unset)",
+    )
     masking = [n for n in ome_zarr.list_tables() if ome_zarr.get_table(n).table_type() == "masking_roi_table"]
     if masking and correct_labels:
         logger.warning("masking ROI tables %s copied as they were: re-run Segment to ROIs on the corrected labels",
@@ -160,10 +156,3 @@ def _scaled_region(label, image, region: tuple[slice, ...]) -> tuple[slice, ...]
         size = label.shape[label.axes.index(axis)]
         out.append(slice(min(size, int(np.ceil(part.start * ratio))), min(size, int(np.floor(part.stop * ratio)))))
     return tuple(out)
-
-
-def _copy_label_metadata(source: Path, target: Path, label_name: str) -> None:
-    # registration_apply has the same step under a private name; see the lead's note to make it public.
-    from fractal_roi_tasks.io.registration_apply import _copy_label_metadata as copy_metadata
-
-    copy_metadata(source, target, label_name)

@@ -173,24 +173,18 @@ def build(
 
 
 def _write_arrays(source_url: Path, ome_zarr, new, pairs, path: Path, *, register_labels: bool) -> None:
+    from fractal_roi_tasks.io.derived_labels import write_labels
     from fractal_roi_tasks.io.pyramid import build_pyramid
     from fractal_roi_tasks.io.swap import crash_point
 
     copy_pairs(ome_zarr.get_image(), new.get_image(), pairs)
     crash_point("registering")
     build_pyramid(new.get_image())
-    labels = ome_zarr.list_labels()
-    for label_name in labels:
-        label = ome_zarr.get_label(label_name)
-        new_label = new.derive_label(label_name, ref_image=label, dtype=str(label.dtype))
-        if register_labels:
-            copy_pairs(label, new_label, pairs)
-        else:
-            block_copy.copy_whole(label.zarr_array, new_label.zarr_array)
-        build_pyramid(new_label)
-        _copy_label_metadata(source_url, path, label_name)
-    if labels and not register_labels:
-        logger.warning("labels %s copied unregistered (register_labels is unset)", labels)
+    write_labels(
+        ome_zarr, new, source_url, path,
+        (lambda label, new_label: copy_pairs(label, new_label, pairs)) if register_labels else None,
+        unmoved="unregistered (register_labels is unset)",
+    )
 
 
 def _write_tables(ome_zarr, new, table_name: str, frame: pd.DataFrame, register_labels: bool) -> None:
@@ -220,24 +214,3 @@ def _write_tables(ome_zarr, new, table_name: str, frame: pd.DataFrame, register_
         new.add_table(name, table, overwrite=True)
     if others:
         logger.warning("tables %s copied as they were: their content was not transformed", others)
-
-
-def _copy_label_metadata(source: Path, target: Path, label_name: str) -> None:
-    """Carry ``colors``/``properties`` of ``image-label`` over (ngio writes only ``source``)."""
-    import zarr
-
-    def holder(attrs):
-        return attrs["ome"] if "ome" in attrs else attrs
-
-    old = holder(zarr.open_group(str(source / "labels" / label_name), mode="r").attrs.asdict())
-    extra = {k: v for k, v in old.get("image-label", {}).items() if k in ("colors", "properties")}
-    if not extra:
-        return
-    group = zarr.open_group(str(target / "labels" / label_name), mode="r+")
-    attrs = group.attrs.asdict()
-    new = holder(attrs)
-    new["image-label"] = {**new.get("image-label", {}), **extra}
-    if "ome" in attrs:
-        group.attrs["ome"] = new
-    else:
-        group.attrs["image-label"] = new["image-label"]
