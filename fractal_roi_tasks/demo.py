@@ -110,6 +110,9 @@ DEMO_ARGS: dict[str, list[dict]] = {
             "exports": DEMO_EXPORTS,
         },
     ],
+    # On the time-lapse (demo_timelapse): the drift table, then the corrected movie beside it.
+    "Calculate Drift": [{"channel": {"label": "DAPI"}}],
+    "Apply Drift Correction": [{"overwrite_input": False}],
 }
 """Manifest task name -> the argument sets the demo runs it with, in order."""
 

@@ -17,7 +17,7 @@ import ngio
 import pytest
 
 import fractal_roi_tasks
-from fractal_roi_tasks import cli, demo, runner
+from fractal_roi_tasks import cli, demo, demo_timelapse, runner
 from fractal_roi_tasks.cli import main, parse_assignments
 from fractal_roi_tasks.errors import InvalidInputError, NotFoundError
 
@@ -80,6 +80,13 @@ def test_demo_runs_every_task_and_says_what_it_found(tmp_path, capsys):
     assert "left at the stage position" not in stitching
     stitched = target / demo.DEMO_TILES_NAME / "B" / "03" / "0_stitched"
     assert stitched.is_dir() and str(stitched) in stitching
+    # the time-lapse: its known drift path found, the blank frame flagged, the movie corrected
+    drift = out.split("Drift correction (the demo knows")[1].split("What the tasks found")[0]
+    assert float(drift.split("found within ")[1].split(" px")[0]) < 0.05, drift
+    blank = ", ".join(map(str, demo_timelapse.DEMO_TIMELAPSE_OPTIONS["blank_frames"]))
+    assert f"blank frames {blank}; flagged and interpolated: {blank}" in drift
+    corrected = target / f"{demo_timelapse.DEMO_TIMELAPSE_NAME}_drift_corrected"
+    assert corrected.is_dir() and str(corrected) in drift
     assert f"napari --plugin napari-ome-zarr '{images[0]}'" in out  # quoted: a space
     assert "File > Import > HDF5/N5/Zarr/OME-NGFF" in out
     assert "SKIPPED" not in err and "FAILED" not in out + err

@@ -11,7 +11,7 @@ from fractal_roi_tasks.cli.output import PROG, describe_args, out, progress_prin
 
 
 def demo_command(args: argparse.Namespace) -> int:
-    from fractal_roi_tasks import demo
+    from fractal_roi_tasks import demo, demo_timelapse
     from fractal_roi_tasks.runner import image_urls, run_task
 
     plate_path = demo.demo_plate_path(args.directory)
@@ -37,6 +37,10 @@ def demo_command(args: argparse.Namespace) -> int:
          f"overlapping by {tile_options['overlap']:.0%}, the stage off by "
          f"~{tile_options['jitter_px']:g} px per tile, labels segmented tile by tile")
     tiles = demo.build_demo_tiles(args.directory, overwrite=args.overwrite)
+    out(f"Building the time-lapse {demo_timelapse.timelapse_path(args.directory)}")
+    out(f"  one field of real nuclei and retina imaged {len(demo_timelapse.DEMO_TIMELAPSE_OPTIONS['path'])} "
+         "times while the stage drifts (sub-pixel random walk, a jump, a blank frame)")
+    timelapse = demo_timelapse.build_demo_timelapse(args.directory, overwrite=args.overwrite)
 
     for name in plan.skipped:
         warn(f"\nSKIPPED: task {name!r} has no demo arguments (add them to DEMO_ARGS in "
@@ -45,7 +49,12 @@ def demo_command(args: argparse.Namespace) -> int:
     for number, step in enumerate(plan.steps, start=1):
         out(f"\nStep {number} of {len(plan.steps)}: {step.task.name}, "
              f"{describe_args(step.args)}")
-        targets = [tiles.zarr_url] if step.task.name in demo.DEMO_TILE_TASKS else urls
+        if step.task.name in demo.DEMO_TILE_TASKS:
+            targets = [tiles.zarr_url]
+        elif step.task.name in demo_timelapse.DEMO_TIMELAPSE_TASKS:
+            targets = [timelapse.zarr_url]
+        else:
+            targets = urls
         summary = run_task(
             step.task, targets, step.args, workers=args.workers,
             progress=progress_printer(args.verbose),
@@ -56,6 +65,7 @@ def demo_command(args: argparse.Namespace) -> int:
     rows = demo.summarize(urls)
     _print_registration(demo.summarize_registration(plate))
     _print_stitching(demo.summarize_stitching(tiles))
+    _print_drift(demo_timelapse.summarize_drift(timelapse))
     _print_findings(rows)
     _print_outputs(plate.plate_url, urls, rows)
     _demo_figure(args.directory, plate.plate_url, tiles.zarr_url)
@@ -108,6 +118,19 @@ def _print_stitching(row) -> None:
     out(f"  {row.n_objects} nuclei after merging those cut by tile borders "
          f"({row.true_objects} true nuclei in the mosaic)")
     out(f"  image: {row.zarr_url}")
+
+
+def _print_drift(row) -> None:
+    if row is None:
+        return
+    out("\nDrift correction (the demo knows the true drift path)")
+    out(f"  {row.n_frames} time points drifting up to {row.largest_drift_px:.1f} px: found within "
+         f"{row.max_error_px:.3f} px on every measured frame")
+    blank = ", ".join(map(str, row.blank_frames)) or "none"
+    flagged = ", ".join(map(str, row.flagged_frames)) or "none"
+    out(f"  blank frames {blank}; flagged and interpolated: {flagged}")
+    if row.corrected_url:
+        out(f"  corrected movie: {row.corrected_url}")
 
 
 def _print_findings(rows) -> None:

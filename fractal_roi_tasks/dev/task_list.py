@@ -74,4 +74,28 @@ TASK_LIST = [
         tags=["Stitching", "Tiles", "Label de-duplication", "Sub-pixel", "Crash-safe"],
         docs_info="file:../../docs/stitch_and_dedup.md",
     ),
+    ParallelTask(
+        name="Calculate Drift",
+        executable="tasks/calculate_drift.py",
+        # Measured peak RSS (docs/calculate_drift.md): 252 MiB on 6 x 128^2 frames, 290 MiB
+        # on 100 x 384^2, 351 MiB on 30 x 20 x 256^2: about 250 MiB plus 1.3x one channel at
+        # `level` (all its time points are held); 2000 covers ~1.3 GB, e.g. 100 x 2048^2.
+        meta={"cpus_per_task": 1, "mem": 2000},
+        category="Registration",
+        modality="Time lapse",
+        tags=["Drift correction", "Time lapse", "Registration", "Sub-pixel"],
+        docs_info="file:../../docs/calculate_drift.md",
+    ),
+    ParallelTask(
+        name="Apply Drift Correction",
+        executable="tasks/apply_drift_correction.py",
+        # Measured peak RSS (docs/apply_drift_correction.md): 361-363 MiB on 100 x 384^2
+        # (2 channels and a label; the in-memory pyramid of a small image), 314 MiB on
+        # 20 x 16 x 384^2: block copy, one time point per block, independent of T.
+        meta={"cpus_per_task": 1, "mem": 1000},
+        category="Registration",
+        modality="Time lapse",
+        tags=["Drift correction", "Time lapse", "Crash-safe"],
+        docs_info="file:../../docs/apply_drift_correction.md",
+    ),
 ]
