@@ -175,12 +175,17 @@ def test_registration_tasks_are_the_same_on_t1(tmp_path, z_planes):
     register_and_apply(plain)
     register_and_apply(timed)
     for plain_url, timed_url in zip(plain, timed):
-        assert_same_tables(plain_url, timed_url)
-        plain_c = ngio.open_ome_zarr_container(plain_url)
-        timed_c = ngio.open_ome_zarr_container(timed_url)
-        for path in plain_c.level_paths:
-            assert_same_pixels(plain_c.get_image(path=path), timed_c.get_image(path=path))
-        assert_same_labels(plain_url, timed_url)
+        assert_same_image(plain_url, timed_url)
+
+
+def assert_same_image(plain_url, timed_url):
+    """Tables, pixels of every level and labels of a t = 1 output equal those without t."""
+    assert_same_tables(plain_url, timed_url)
+    plain_c = ngio.open_ome_zarr_container(plain_url)
+    timed_c = ngio.open_ome_zarr_container(timed_url)
+    for path in plain_c.level_paths:
+        assert_same_pixels(plain_c.get_image(path=path), timed_c.get_image(path=path))
+    assert_same_labels(plain_url, timed_url)
 
 
 def tiled(root, frames=None):
@@ -205,12 +210,7 @@ def test_stitch_and_dedup_is_the_same_on_t1(tmp_path):
     timed = stitch_and_dedup(zarr_url=timed_tiles, channel={"label": "DAPI"})
     plain_url = plain["image_list_updates"][0]["zarr_url"]
     timed_url = timed["image_list_updates"][0]["zarr_url"]
-    assert_same_tables(plain_url, timed_url)
-    plain_c = ngio.open_ome_zarr_container(plain_url)
-    timed_c = ngio.open_ome_zarr_container(timed_url)
-    for path in plain_c.level_paths:
-        assert_same_pixels(plain_c.get_image(path=path), timed_c.get_image(path=path))
-    assert_same_labels(plain_url, timed_url)
+    assert_same_image(plain_url, timed_url)
 
 
 def test_time_series_stop_with_a_clear_error_where_unsupported(tmp_path):
