@@ -51,6 +51,7 @@ def apply_drift_correction(
             is in a plate) and the original stays.
     """
     from fractal_roi_tasks.io import drift_apply
+    from fractal_roi_tasks.io.wells import acquisition_in_well, add_to_well
 
     check_name(drift_table, what="drift_table")
     output = swap.plan_output(zarr_url, new_name=CORRECTED_IMAGE, overwrite_input=overwrite_input)
@@ -70,26 +71,10 @@ def apply_drift_correction(
         logger.info("%s: already corrected with %r, nothing to do", output.target, drift_table)
     if output.in_place:
         return {"image_list_updates": [{"zarr_url": str(output.target)}]}
-    _list_in_well(output.source, output.target)
+    acquisition = acquisition_in_well(source)
+    if acquisition is not None:  # in a plate: list the new image in its well; else it just sits beside
+        add_to_well(output.target, acquisition)
     return {"image_list_updates": [{"zarr_url": str(output.target), "origin": source}]}
-
-
-def _list_in_well(source: Path, target: Path) -> None:
-    """Add `target` to the well of `source`, with its acquisition; nothing for an image outside a plate."""
-    import warnings
-
-    import ngio
-
-    from fractal_roi_tasks.io.wells import add_to_well
-
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Path .* contains non-alphanumeric")
-        try:
-            well = ngio.open_ome_zarr_well(str(source.parent), mode="r")
-        except ngio.NgioError:
-            return  # a plain image: the new one simply sits beside it
-        acquisition = well.get_image_acquisition_id(source.name) if source.name in well.paths() else None
-    add_to_well(target, acquisition)
 
 
 if __name__ == "__main__":
