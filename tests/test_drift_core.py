@@ -7,11 +7,14 @@ the truth is the path the test draws.
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 import pytest
 from scipy import ndimage
 
 from fractal_roi_tasks.drift import estimate_drift, frame_pairs, solve_path
+from fractal_roi_tasks.drift.estimate import FrameSource
 from fractal_roi_tasks.errors import InvalidInputError
 from fractal_roi_tasks.registration.shift import estimate_shift
 from fractal_roi_tasks.sample_data import load_source, shifted_field
@@ -170,3 +173,61 @@ def test_bad_input_says_what_was_wrong():
     with pytest.raises(InvalidInputError, match="reference frame 0 cannot be used.*frame [12] has"):
         estimate_drift(blank_reference)
     assert np.array_equal(blank_reference[0], np.ones((192, 192)))  # not modified
+
+
+class CountingSource:
+    """A `FrameSource` over an array that counts its reads and how many frames it gave are alive."""
+
+    def __init__(self, frames):
+        self._frames = frames
+        self.n_frames = len(frames)
+        self.reads = []
+        self.most_alive = 0
+        self._given = []
+
+    def frame(self, t):
+        self.reads.append(t)
+        frame = np.array(self._frames[t])  # a new array each read, as a reader from disk gives
+        self._given = [ref for ref in self._given if ref() is not None]
+        self._given.append(weakref.ref(frame))
+        self.most_alive = max(self.most_alive, len(self._given))
+        return frame
+
+
+def assert_same_estimate(a, b):
+    for field in ("shift_px", "quality", "blank", "interpolated", "pairs", "pair_shift_px",
+                  "pair_quality", "pair_used", "residual_px"):
+        assert np.array_equal(getattr(a, field), getattr(b, field), equal_nan=True), field
+    assert a.reason == b.reason and a.reference == b.reference
+
+
+@pytest.mark.parametrize(
+    ("reference", "max_step", "largest_step"), [(0, 8, 8), (9, 2, 2), (-1, 4, 4), (3, None, 16)]
+)
+def test_a_frame_source_gives_the_array_result_bit_for_bit_holding_few_frames(
+    reference, max_step, largest_step
+):
+    path = random_walk(24, 0.3, seed=21)
+    frames = make_frames(path, shape=(96, 96), seed=22)
+    frames[13] = frames.mean()  # blank: flagged and interpolated on both paths
+    source = CountingSource(frames)
+    assert isinstance(source, FrameSource)
+    from_source = estimate_drift(source, reference=reference, max_step=max_step)
+    assert_same_estimate(from_source, estimate_drift(frames, reference=reference, max_step=max_step))
+    assert from_source.blank[13] and from_source.interpolated.sum() == 1
+    # Each frame read once; never more than the largest step + 2 frames alive (reference included).
+    assert sorted(source.reads) == list(range(24))
+    assert source.most_alive <= largest_step + 2
+    assert source.most_alive < 24 or max_step is None
+
+
+def test_a_frame_source_is_checked_frame_by_frame():
+    frames = make_frames(np.zeros((6, 2)), shape=(64, 64))
+    frames[4, 3, 3] = np.inf
+    source = CountingSource(frames)
+    with pytest.raises(InvalidInputError, match=r"NaN or infinite values \(time point 4\)"):
+        estimate_drift(source, max_step=1)
+    assert 5 not in source.reads  # stopped at the bad frame
+    uneven = [frame[:, :60] if t == 2 else frame for t, frame in enumerate(frames[:4])]
+    with pytest.raises(InvalidInputError, match=r"frame 2 has shape \(64, 60\).*before it \(64, 64\)"):
+        estimate_drift(CountingSource(uneven))

@@ -27,12 +27,13 @@ Steps:
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from fractal_roi_tasks.drift.pairs import frame_pairs
+from fractal_roi_tasks.drift.pairs import frame_pairs, time_steps
 from fractal_roi_tasks.drift.solve import solve_path
 from fractal_roi_tasks.errors import InvalidInputError
 from fractal_roi_tasks.registration.shift import estimate_shift
@@ -91,6 +92,93 @@ class DriftEstimate:
         return -self.shift_px
 
 
+@runtime_checkable
+class FrameSource(Protocol):
+    """Frames of a time-lapse read one at a time, for `estimate_drift` (instead of an array).
+
+    ``n_frames`` is the number of time points T; ``frame(t)`` returns frame
+    ``t`` as a (Y, X) or (Z, Y, X) real array, every frame of the same
+    shape. `estimate_drift` asks for each frame once and holds at most
+    ``largest step + 2`` of them (the reference and the frames within the
+    largest time step of the one being measured).
+    """
+
+    n_frames: int
+
+    def frame(self, t: int) -> np.ndarray:
+        """Frame ``t``, (Y, X) or (Z, Y, X)."""
+        ...
+
+
+def _check_frame(frame: object, t: int, shape: tuple[int, ...] | None) -> np.ndarray:
+    """One frame of a `FrameSource`, checked as the array path checks the whole array."""
+    frame = np.asarray(frame)
+    if frame.ndim not in (2, 3):
+        raise InvalidInputError(
+            f"frame {t} must be a (Y, X) or (Z, Y, X) array, got {frame.ndim} dimension(s) "
+            f"with shape {frame.shape}."
+        )
+    if shape is not None and frame.shape != shape:
+        raise InvalidInputError(
+            f"frame {t} has shape {frame.shape}, the frames before it {shape}: every frame "
+            "must have the same shape."
+        )
+    if not (np.issubdtype(frame.dtype, np.integer) or np.issubdtype(frame.dtype, np.floating)):
+        raise InvalidInputError(f"frames must be real-valued, got dtype {frame.dtype} (frame {t}).")
+    if np.issubdtype(frame.dtype, np.floating) and not np.isfinite(frame).all():
+        raise InvalidInputError(f"frames contain NaN or infinite values (time point {t}).")
+    return frame
+
+
+class _FrameCache:
+    """The frames a pair needs, read on demand, each once; older frames are let go."""
+
+    def __init__(self, read: Callable[[int], np.ndarray], reference: int) -> None:
+        self._read = read
+        self._reference = reference
+        self._frames: dict[int, np.ndarray] = {}
+        self._shape: tuple[int, ...] | None = None
+        self.peak = 0
+
+    def get(self, t: int) -> np.ndarray:
+        if t not in self._frames:
+            frame = _check_frame(self._read(t), t, self._shape)
+            self._shape = frame.shape
+            self._frames[t] = frame
+            self.peak = max(self.peak, len(self._frames))
+        return self._frames[t]
+
+    def release_before(self, t: int) -> None:
+        """Let go of every frame before ``t`` except the reference."""
+        for old in [k for k in self._frames if k < t and k != self._reference]:
+            del self._frames[old]
+
+
+def measurement_order(pairs: np.ndarray, reference: int) -> np.ndarray:
+    """The order `estimate_drift` measures ``pairs`` in: by the frame that is not the reference.
+
+    Each pair is keyed by its later frame, or by its other frame if it
+    involves the reference; pairs are measured by increasing key. Every
+    pair measured at key ``t`` then needs only the reference and frames
+    ``t - largest step`` to ``t``, so frames can be read in time order,
+    each once, and dropped once older than the largest step.
+
+    >>> pairs = frame_pairs(5, reference=2, max_step=1)
+    >>> pairs[measurement_order(pairs, 2)].tolist()
+    [[0, 2], [0, 1], [1, 2], [2, 3], [2, 4], [3, 4]]
+    """
+    return np.lexsort((pairs[:, 0], _pair_keys(pairs, reference)))
+
+
+def _pair_keys(pairs: np.ndarray, reference: int) -> np.ndarray:
+    """Each pair's frame that is not the reference (its later frame if neither is)."""
+    return np.where(
+        pairs[:, 0] == reference,
+        pairs[:, 1],
+        np.where(pairs[:, 1] == reference, pairs[:, 0], pairs[:, 1]),
+    )
+
+
 def _frames(frames: object) -> np.ndarray:
     array = np.asarray(frames)
     if array.ndim not in (3, 4):
@@ -131,7 +219,7 @@ def _interpolate(shift: np.ndarray, good: np.ndarray) -> np.ndarray:
 
 
 def estimate_drift(
-    frames: np.ndarray,
+    frames: np.ndarray | FrameSource,
     *,
     reference: int = 0,
     max_step: int | None = 8,
@@ -148,11 +236,17 @@ def estimate_drift(
     and against neighbours at time steps 1, 2, 4, ... ``max_step``, each
     measured with `estimate_shift`, solved together by weighted least
     squares; blank frames interpolated. About ``2 + log2(max_step)`` pair
-    measurements per frame.
+    measurements per frame. Pairs are measured in `measurement_order`,
+    so that only the reference and the last ``largest step + 1`` frames
+    are needed at any time.
 
     Args:
         frames: (T, Y, X) or (T, Z, Y, X) array of one channel, any real
-            dtype, time first. Not modified.
+            dtype, time first, or a `FrameSource` giving one (Y, X) or
+            (Z, Y, X) frame at a time: each frame is then read once, in time
+            order, and at most ``largest step + 2`` frames (the reference
+            among them) are held at once. Both give the same result, bit for
+            bit. Not modified.
         reference: index of the frame every shift is relative to.
         max_step: largest time step between neighbour pairs; None: up to
             ``T - 1`` (``T log2 T`` pairs).
@@ -186,23 +280,38 @@ def estimate_drift(
     >>> bool(np.abs(drift.displacement_px - path).max() < 0.01), drift.interpolated.any()
     (True, np.False_)
     """
-    array = _frames(frames)
-    n_frames = array.shape[0]
+    if isinstance(frames, FrameSource):
+        n_frames = frames.n_frames
+        if isinstance(n_frames, bool) or not isinstance(n_frames, int | np.integer):
+            raise InvalidInputError(
+                f"a frame source's n_frames must be an integer, got {n_frames!r}."
+            )
+        read = frames.frame
+    else:
+        array = _frames(frames)
+        n_frames = array.shape[0]
+        read = array.__getitem__
     is_index = isinstance(reference, int | np.integer) and not isinstance(reference, bool)
     if is_index and -n_frames <= reference < 0:
         reference += n_frames  # counted from the end, as numpy does
     pairs = frame_pairs(n_frames, reference=reference, max_step=max_step)
     if not 0 < min_quality_ratio <= 1:
         raise InvalidInputError(f"min_quality_ratio must be in (0, 1], got {min_quality_ratio!r}.")
-    dims = array.ndim - 1
+    steps = time_steps(n_frames, max_step)
+    cache = _FrameCache(read, reference)
+    dims = cache.get(reference).ndim
     measured = np.zeros((pairs.shape[0], dims))
     quality = np.zeros(pairs.shape[0])
     reliable = np.zeros(pairs.shape[0], dtype=bool)
-    reasons: list[str] = []
-    for k, (i, j) in enumerate(pairs):
+    reasons = [""] * pairs.shape[0]
+    order = measurement_order(pairs, reference)
+    keys = _pair_keys(pairs, reference)
+    for k in order:
+        i, j = (int(v) for v in pairs[k])
+        cache.release_before(int(keys[k]) - steps[-1])
         estimate = estimate_shift(
-            array[i],
-            array[j],
+            cache.get(i),
+            cache.get(j),
             upsample_factor=upsample_factor,
             max_shift_px=max_shift_px,
             min_quality=min_quality,
@@ -211,7 +320,8 @@ def estimate_drift(
         measured[k] = estimate.shift
         quality[k] = estimate.quality
         reliable[k] = estimate.reliable
-        reasons.append(estimate.reason)
+        reasons[k] = estimate.reason
+    cache.release_before(n_frames)
 
     frame_quality = _frame_quality(n_frames, pairs, quality)
     frame_reason = [""] * n_frames
