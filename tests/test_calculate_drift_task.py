@@ -1,5 +1,7 @@
 """Calculate Drift on time-lapse images drifting along known paths (bundled real images)."""
 
+import weakref
+
 import ngio
 import numpy as np
 import pytest
@@ -149,11 +151,26 @@ def test_only_the_chosen_channel_is_read_one_time_point_at_a_time(timelapse_2d, 
     image_class = type(ngio.open_ome_zarr_container(timelapse_2d.zarr_url).get_image())
     original = image_class.get_array
     reads = []
+    given = []
+    most_alive = []
 
     def recording(self, *args, **kwargs):
         reads.append((kwargs.get("c"), kwargs.get("t")))
-        return original(self, *args, **kwargs)
+        frame = original(self, *args, **kwargs)
+        given[:] = [ref for ref in given if ref() is not None]
+        given.append(weakref.ref(frame))
+        most_alive.append(len(given))
+        return frame
 
     monkeypatch.setattr(image_class, "get_array", recording)
-    calculate_drift(zarr_url=timelapse_2d.zarr_url, channel={"label": "GFP"}, drift_table="gfp")
-    assert sorted(reads) == [(1, t) for t in range(20)]
+    calculate_drift(
+        zarr_url=timelapse_2d.zarr_url,
+        channel={"label": "GFP"},
+        drift_table="gfp",
+        reference_time_point=5,
+        max_step=4,
+    )
+    # Each time point once, the reference first, then in time order...
+    assert reads == [(1, 5)] + [(1, t) for t in range(20) if t != 5]
+    # ... and never more than the largest step + 2 time points held (of 20).
+    assert max(most_alive) == 4 + 2

@@ -213,7 +213,8 @@ def test_a_frame_source_gives_the_array_result_bit_for_bit_holding_few_frames(
     source = CountingSource(frames)
     assert isinstance(source, FrameSource)
     from_source = estimate_drift(source, reference=reference, max_step=max_step)
-    assert_same_estimate(from_source, estimate_drift(frames, reference=reference, max_step=max_step))
+    from_array = estimate_drift(frames, reference=reference, max_step=max_step)
+    assert_same_estimate(from_source, from_array)
     assert from_source.blank[13] and from_source.interpolated.sum() == 1
     # Each frame read once; never more than the largest step + 2 frames alive (reference included).
     assert sorted(source.reads) == list(range(24))
@@ -229,5 +230,5 @@ def test_a_frame_source_is_checked_frame_by_frame():
         estimate_drift(source, max_step=1)
     assert 5 not in source.reads  # stopped at the bad frame
     uneven = [frame[:, :60] if t == 2 else frame for t, frame in enumerate(frames[:4])]
-    with pytest.raises(InvalidInputError, match=r"frame 2 has shape \(64, 60\).*before it \(64, 64\)"):
+    with pytest.raises(InvalidInputError, match=r"frame 2 has shape \(64, 60\).*it \(64, 64\)"):
         estimate_drift(CountingSource(uneven))

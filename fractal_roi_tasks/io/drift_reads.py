@@ -14,13 +14,36 @@ from fractal_roi_tasks.io.ngio_tables import level_scale, spacing_um
 logger = logging.getLogger(__name__)
 
 
+class ChannelFrames:
+    """One channel of a time-lapse at one level, read one time point at a time when asked.
+
+    A `fractal_roi_tasks.drift.estimate.FrameSource`: ``n_frames`` time
+    points; ``frame(t)`` reads time point ``t`` of the channel through ngio,
+    (Y, X) or (Z, Y, X) in the image's dtype. Nothing is read before it is
+    asked for and nothing is kept here.
+    """
+
+    def __init__(self, image, n_frames: int, axes: tuple[str, ...], selection: dict) -> None:
+        self._image = image
+        self.n_frames = n_frames
+        self._axes = list(axes)
+        self._selection = dict(selection)
+
+    def frame(self, t: int) -> np.ndarray:
+        """Time point ``t`` of the channel."""
+        if not 0 <= t < self.n_frames:
+            raise IndexError(f"time point {t} outside 0-{self.n_frames - 1}")
+        return np.asarray(self._image.get_array(axes_order=self._axes, t=int(t), **self._selection))
+
+
 @dataclass(frozen=True)
 class DriftFrames:
     """One channel of a time-lapse at one pyramid level, time first.
 
     Attributes:
-        frames: (T, Y, X) or (T, Z, Y, X) in the image's dtype (z kept only
-            when the image has more than one plane).
+        frames: the frames, (Y, X) or (Z, Y, X) in the image's dtype, read
+            one time point at a time on demand (z kept only when the image
+            has more than one plane).
         axes: the spatial axes of a frame, ``("y", "x")`` or ``("z", "y", "x")``.
         to_level0: per spatial axis, this level's pixel size over level 0's:
             a shift in pixels of this level times it is in level-0 pixels.
@@ -30,7 +53,7 @@ class DriftFrames:
         channel_label: the label of the channel read.
     """
 
-    frames: np.ndarray
+    frames: ChannelFrames
     axes: tuple[str, ...]
     to_level0: tuple[float, ...]
     spacing_um: tuple[float, ...]
@@ -62,10 +85,10 @@ def check_time_axis(image, zarr_url: str, reference_time_point: int) -> int:
 def read_drift_frames(
     ome_zarr, zarr_url: str, channel: ChannelChoice, level: str, reference_time_point: int
 ) -> DriftFrames:
-    """Every time point of one channel at `level`, read one time point at a time.
+    """One channel at `level` as a source of frames, each time point read when asked for.
 
-    Only the chosen channel is read; the frames are held in the image's
-    dtype (the estimator converts each pair to floating point as it goes).
+    Only the chosen channel is read, one time point at a time, when the
+    estimator asks for it; nothing is read here but metadata.
 
     Raises:
         InvalidInputError: no ``t`` axis, one time point, or a reference
@@ -82,14 +105,12 @@ def read_drift_frames(
     selection = {"c": index} if "c" in image.axes else {}
     if "z" in image.axes and "z" not in axes:
         selection["z"] = 0
-    first = np.asarray(image.get_array(axes_order=list(axes), t=0, **selection))
-    frames = np.empty((n_frames, *first.shape), dtype=first.dtype)
-    frames[0] = first
-    for t in range(1, n_frames):
-        frames[t] = image.get_array(axes_order=list(axes), t=t, **selection)
+    frames = ChannelFrames(image, n_frames, axes, selection)
     base = ome_zarr.get_image(path=ome_zarr.level_paths[0])
     pixel_size = image.pixel_size
-    logger.debug("read %d frames of %s at level %s: %s", n_frames, zarr_url, level, frames.shape)
+    logger.debug(
+        "%d frames of %s at level %s, axes %s, read on demand", n_frames, zarr_url, level, axes
+    )
     return DriftFrames(
         frames=frames,
         axes=axes,
