@@ -77,9 +77,11 @@ TASK_LIST = [
     ParallelTask(
         name="Calculate Drift",
         executable="tasks/calculate_drift.py",
-        # Measured peak RSS (docs/calculate_drift.md): 252 MiB on 6 x 128^2 frames, 290 MiB
-        # on 100 x 384^2, 351 MiB on 30 x 20 x 256^2: about 250 MiB plus 1.3x one channel at
-        # `level` (all its time points are held); 2000 covers ~1.3 GB, e.g. 100 x 2048^2.
+        # Measured peak RSS (docs/calculate_drift.md): 252 MiB on 6 x 128^2 frames, 263 MiB
+        # on 100 x 384^2, 299 MiB on 30 x 20 x 256^2: frames are read one time point at a
+        # time and at most max_step + 2 (10) are held, whatever T. Estimated, not measured:
+        # 2000 holds frames up to ~45 Mpx (10 uint16 frames plus one float pair), e.g. 2D
+        # 6000^2 or 40 x 1000^2; a 40 x 2048^2 stack needs level 1 or more.
         meta={"cpus_per_task": 1, "mem": 2000},
         category="Registration",
         modality="Time lapse",
