@@ -94,6 +94,7 @@ def build(ome_zarr, shifts: np.ndarray, table_name: str, source_url: str, path: 
         move_frames(image, new.get_image(), shifts, region)
     crash_point("correcting")
     build_pyramid(new.get_image())
+
     def move(label, new_label) -> None:
         label_shifts = _in_pixels_of(label, image, shifts)
         move_frames(label, new_label, label_shifts, _scaled_region(label, image, region))
@@ -141,18 +142,21 @@ def _spatial_shape(image) -> tuple[int, ...]:
     return tuple(image.shape[image.axes.index(a)] for a in SPATIAL if a in image.axes)
 
 
+def _ratios(label, image) -> list[float]:
+    """Per spatial axis of `image`, its pixel size over `label`'s (a label may be coarser)."""
+    return [float(getattr(image.pixel_size, a)) / float(getattr(label.pixel_size, a))
+            for a in SPATIAL if a in image.axes]
+
+
 def _in_pixels_of(label, image, shifts: np.ndarray) -> np.ndarray:
-    """`shifts` (pixels of `image`) in pixels of `label` (a label may be coarser)."""
-    ratio = [float(getattr(image.pixel_size, a)) / float(getattr(label.pixel_size, a))
-             for a in SPATIAL if a in image.axes]
-    return shifts * np.asarray(ratio)
+    """`shifts` (pixels of `image`) in pixels of `label`."""
+    return shifts * np.asarray(_ratios(label, image))
 
 
 def _scaled_region(label, image, region: tuple[slice, ...]) -> tuple[slice, ...]:
     """`region` (pixels of `image`) in pixels of `label`, inside its frame."""
     out = []
-    for axis, part in zip([a for a in SPATIAL if a in image.axes], region):
-        ratio = float(getattr(image.pixel_size, axis)) / float(getattr(label.pixel_size, axis))
+    for axis, part, ratio in zip([a for a in SPATIAL if a in image.axes], region, _ratios(label, image)):
         size = label.shape[label.axes.index(axis)]
         out.append(slice(min(size, int(np.ceil(part.start * ratio))), min(size, int(np.floor(part.stop * ratio)))))
     return tuple(out)
