@@ -103,12 +103,17 @@ class ObjectRoi:
         name: unique within its set, e.g. "7", or "7-3" for branch 3 of 7.
         shapes: the ROI's shapes, in pixel coordinates.
         branch: index of the branch within its skeleton; None for objects.
+        t: the time point (index along the image's ``t`` axis) the ROI was
+            found in; None for an image without a ``t`` axis. In a set that
+            spans time points, ``name`` carries it too ("t3-7"), so names stay
+            unique.
     """
 
     label: int
     name: str
     shapes: tuple[Shape, ...]
     branch: int | None = None
+    t: int | None = None
 
 
 @dataclass(frozen=True)
