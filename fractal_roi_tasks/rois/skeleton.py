@@ -10,7 +10,7 @@ topology survives junctions. What this module adds around skan:
   sees a mask), so touching labels are split over a few passes: a greedy
   colouring of the "touches" graph puts labels that touch into different
   passes, and every pass holds many labels at once (one pass when nothing
-  touches, a handful for a dense segmentation);
+  touches, a handful for a dense segmentation; `rois.label_passes`);
 - single pixels: skan raises on an image with no edge at all and keeps no
   branch for a lone pixel; they are counted here and never reach skan;
 - optional skeletonization per object (`skimage.morphology.skeletonize`), with
@@ -32,6 +32,7 @@ import pandas as pd
 from scipy import ndimage as ndi
 
 from fractal_roi_tasks.errors import InvalidInputError
+from fractal_roi_tasks.rois.label_passes import LabelPixels
 from fractal_roi_tasks.rois.shapes import ObjectRoi, Polyline, RoiSet
 
 logger = logging.getLogger(__name__)
@@ -171,20 +172,16 @@ def extract_branches(
     image = np.asarray(label_image)
     _check_image(image)
     ndim = image.ndim
-    spacing_arr = np.ones(ndim) if spacing is None else np.asarray(spacing, float)
-    if spacing_arr.shape != (ndim,) or not np.all(spacing_arr > 0):
-        raise InvalidInputError(
-            f"spacing must give one positive pixel size per axis ({ndim} values), got {spacing!r}."
-        )
+    spacing_arr = spacing_per_axis(spacing, ndim)
 
     if image.dtype == bool:
         labels, _ = ndi.label(image, structure=np.ones((3,) * ndim, bool))
     else:
         labels = image
     if skeletonize:
-        objects_px = _Pixels.of(labels)
+        objects_px = LabelPixels.of(labels)
         labels = _skeletonize_per_object(labels, objects_px)
-    pixels = _Pixels.of(labels)
+    pixels = LabelPixels.of(labels)
     object_labels = np.unique((objects_px if skeletonize else pixels).values).astype(np.int64)
     isolated = pixels.same_neighbours == 0
     n_isolated = int(isolated.sum())
@@ -227,6 +224,20 @@ def extract_branches(
     )
 
 
+def spacing_per_axis(spacing: Sequence[float] | None, ndim: int) -> np.ndarray:
+    """`spacing` as one positive float64 pixel size per axis (1 when None).
+
+    Raises:
+        InvalidInputError: not `ndim` values, or a value that is not positive.
+    """
+    spacing_arr = np.ones(ndim) if spacing is None else np.asarray(spacing, float)
+    if spacing_arr.shape != (ndim,) or not np.all(spacing_arr > 0):
+        raise InvalidInputError(
+            f"spacing must give one positive pixel size per axis ({ndim} values), got {spacing!r}."
+        )
+    return spacing_arr
+
+
 def _check_image(image: np.ndarray) -> None:
     if image.ndim not in (2, 3):
         raise InvalidInputError(
@@ -240,91 +251,7 @@ def _check_image(image: np.ndarray) -> None:
         raise InvalidInputError("label_image has negative values; labels must be >= 0.")
 
 
-@dataclass(frozen=True)
-class _Pixels:
-    """The foreground pixels of a label image and their full neighbourhood.
-
-    Attributes:
-        shape: the image shape.
-        flat: raveled index of every foreground pixel in the image padded by
-            one pixel on every side (sorted).
-        values: the label of each pixel.
-        same_neighbours: how many of its 8 (26 in 3D) neighbours have its label.
-        touching: (K, 2) unique pairs a < b of labels with touching pixels.
-    """
-
-    shape: tuple[int, ...]
-    flat: np.ndarray
-    values: np.ndarray
-    same_neighbours: np.ndarray
-    touching: np.ndarray
-
-    @classmethod
-    def of(cls, labels: np.ndarray) -> _Pixels:
-        padded = np.pad(labels, 1)
-        lookup = padded.reshape(-1)
-        flat = np.flatnonzero(lookup)
-        values = lookup[flat]
-        same = np.zeros(flat.size, np.uint8)
-        pairs = []
-        for step in _neighbour_steps(padded.shape):
-            neighbour = lookup[flat + step]
-            same += neighbour == values
-            other = (neighbour != 0) & (neighbour != values)
-            if other.any():
-                a, b = values[other], neighbour[other]
-                pairs.append(np.stack([np.minimum(a, b), np.maximum(a, b)], axis=1))
-        touching = np.unique(np.concatenate(pairs), axis=0) if pairs else np.zeros((0, 2))
-        return cls(tuple(labels.shape), flat, values, same, touching.astype(np.int64))
-
-    def coordinates(self, selected: np.ndarray) -> tuple[np.ndarray, ...]:
-        """Image coordinates (one array per axis) of the selected pixels."""
-        padded_shape = tuple(n + 2 for n in self.shape)
-        return tuple(c - 1 for c in np.unravel_index(self.flat[selected], padded_shape))
-
-    def colours(self) -> np.ndarray:
-        """Pass index per pixel such that touching labels never share a pass."""
-        colour = np.zeros(self.flat.size, np.int64)
-        if len(self.touching) == 0:
-            return colour
-        labs, colours = _greedy_colouring(self.touching)
-        pos = np.minimum(np.searchsorted(labs, self.values), len(labs) - 1)
-        hit = labs[pos] == self.values
-        colour[hit] = colours[pos[hit]]
-        return colour
-
-
-def _neighbour_steps(padded_shape: tuple[int, ...]) -> list[int]:
-    """Raveled index steps to the 8 (2D) or 26 (3D) neighbours."""
-    strides = np.cumprod((1, *padded_shape[:0:-1]))[::-1]
-    offsets = np.stack(np.meshgrid(*[(-1, 0, 1)] * len(padded_shape), indexing="ij"), -1)
-    offsets = offsets.reshape(-1, len(padded_shape))
-    offsets = offsets[np.any(offsets != 0, axis=1)]
-    return (offsets @ strides).tolist()
-
-
-def _greedy_colouring(pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(sorted labels, colour of each) with no edge of `pairs` inside a colour.
-
-    Welsh-Powell: most-connected labels first, each takes the smallest colour
-    none of its coloured neighbours has. A segmentation's touch graph is
-    nearly planar, so this needs a handful of colours.
-    """
-    both = np.concatenate([pairs, pairs[:, ::-1]])
-    both = both[np.lexsort((both[:, 1], both[:, 0]))]
-    labs, starts, degree = np.unique(both[:, 0], return_index=True, return_counts=True)
-    neighbours = np.searchsorted(labs, both[:, 1])
-    colours = np.full(len(labs), -1, np.int64)
-    for i in np.argsort(-degree, kind="stable").tolist():
-        taken = set(colours[neighbours[starts[i] : starts[i] + degree[i]]].tolist())
-        c = 0
-        while c in taken:
-            c += 1
-        colours[i] = c
-    return labs, colours
-
-
-def _skeletonize_per_object(labels: np.ndarray, pixels: _Pixels) -> np.ndarray:
+def _skeletonize_per_object(labels: np.ndarray, pixels: LabelPixels) -> np.ndarray:
     """The label image with every object thinned on its own.
 
     Objects of one pass do not touch (not even diagonally), and thinning only
@@ -342,7 +269,7 @@ def _skeletonize_per_object(labels: np.ndarray, pixels: _Pixels) -> np.ndarray:
     return np.where(thin, labels, 0)
 
 
-def _trace(pixels: _Pixels, selected: np.ndarray, labels: np.ndarray, spacing: np.ndarray):
+def _trace(pixels: LabelPixels, selected: np.ndarray, labels: np.ndarray, spacing: np.ndarray):
     """skan over the selected pixels (labels that do not touch each other)."""
     from skan import Skeleton, summarize
 

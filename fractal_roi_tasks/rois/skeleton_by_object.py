@@ -13,7 +13,12 @@ import pandas as pd
 
 from fractal_roi_tasks.errors import InvalidInputError
 from fractal_roi_tasks.rois.shapes import ObjectRoi, Polyline, RoiSet
-from fractal_roi_tasks.rois.skeleton import BRANCH_COLUMNS, SkeletonRois, extract_branches
+from fractal_roi_tasks.rois.skeleton import (
+    BRANCH_COLUMNS,
+    SkeletonRois,
+    extract_branches,
+    spacing_per_axis,
+)
 
 BoxReader = Callable[[int, slice, slice], np.ndarray]
 """read(z, rows, cols) -> the (rows, cols) window of plane z (z = 0 in 2D)."""
@@ -71,11 +76,7 @@ def extract_branches_by_object(
     ndim = len(image_shape)
     if ndim not in (2, 3):
         raise InvalidInputError(f"image_shape must be (Y, X) or (Z, Y, X), got {image_shape}.")
-    spacing_arr = np.ones(ndim) if spacing is None else np.asarray(spacing, float)
-    if spacing_arr.shape != (ndim,) or not np.all(spacing_arr > 0):
-        raise InvalidInputError(
-            f"spacing must give one positive pixel size per axis ({ndim} values), got {spacing!r}."
-        )
+    spacing_arr = spacing_per_axis(spacing, ndim)
     bbox_start, bbox_stop = np.asarray(bbox_start, np.int64), np.asarray(bbox_stop, np.int64)
     labels = np.asarray(labels)
     if bbox_start.shape != (len(labels), ndim) or bbox_stop.shape != bbox_start.shape:
