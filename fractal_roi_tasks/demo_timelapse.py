@@ -20,6 +20,9 @@ DEMO_TIMELAPSE_NAME = "timelapse"
 DEMO_TIMELAPSE_TASKS = ("Calculate Drift", "Apply Drift Correction")
 """Tasks the demo runs on the time-lapse (and on no other image)."""
 
+DEMO_DRIFT_FIGURE_NAME = "demo_drift.png"
+"""The demo's drift figure (drift path, kymographs before/after), in the demo directory."""
+
 _FRAMES = 30
 
 DEMO_TIMELAPSE_OPTIONS: dict = {
@@ -39,8 +42,31 @@ def timelapse_path(root) -> Path:
 
 
 def build_demo_timelapse(root, *, overwrite: bool = False) -> SampleTimelapse:
-    """Write the demo time-lapse into the folder `root`."""
-    return make_timelapse(str(timelapse_path(root)), **DEMO_TIMELAPSE_OPTIONS, overwrite=overwrite)
+    """Write the demo time-lapse into the folder `root`, its true drift path as a table in it."""
+    timelapse = make_timelapse(str(timelapse_path(root)), **DEMO_TIMELAPSE_OPTIONS, overwrite=overwrite)
+    write_true_drift(timelapse)
+    return timelapse
+
+
+def write_true_drift(timelapse: SampleTimelapse) -> None:
+    """Store the truth as table `figures.drift.DRIFT_TRUTH_TABLE`, so `figure` draws it beside the estimate.
+
+    Its columns are those of the drift table (``t``, ``shift_{axis}_px``), in the
+    drift table's sign: the shift registering each frame onto frame 0, minus
+    the displacement.
+    """
+    import ngio
+    import pandas as pd
+
+    from fractal_roi_tasks.figures.drift import DRIFT_TRUTH_TABLE
+
+    shift = -timelapse.displacement_px
+    axes = ("z", "y", "x")[-shift.shape[1]:]
+    frame = pd.DataFrame({"t": np.arange(len(shift), dtype=np.int64),
+                          **{f"shift_{a}_px": shift[:, k] for k, a in enumerate(axes)}})
+    frame.index = frame.index.astype(str)
+    container = ngio.open_ome_zarr_container(timelapse.zarr_url)
+    container.add_table(DRIFT_TRUTH_TABLE, ngio.GenericTable(frame), overwrite=True)
 
 
 @dataclass(frozen=True)

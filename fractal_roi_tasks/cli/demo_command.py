@@ -68,7 +68,7 @@ def demo_command(args: argparse.Namespace) -> int:
     _print_drift(demo_timelapse.summarize_drift(timelapse))
     _print_findings(rows)
     _print_outputs(plate.plate_url, urls, rows)
-    _demo_figure(args.directory, plate.plate_url, tiles.zarr_url)
+    _demo_figure(args.directory, plate.plate_url, tiles.zarr_url, timelapse.zarr_url)
     if plan.skipped:
         warn(f"\nWARNING: {len(plan.skipped)} task(s) were skipped (no demo arguments): "
               f"{', '.join(plan.skipped)}.")
@@ -78,24 +78,35 @@ def demo_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _demo_figure(directory, plate_url: str, tiles_url: str) -> None:
-    from fractal_roi_tasks import demo
+def _demo_figure(directory, plate_url: str, tiles_url: str, timelapse_url: str) -> None:
+    from fractal_roi_tasks import demo, demo_timelapse
     from fractal_roi_tasks.figures import compose
 
     if not compose.have_matplotlib():
         out(f"\nOverview figure: not drawn (matplotlib is missing); {compose.INSTALL_HINT}, "
-             f"then: {PROG} figure '{plate_url}' '{Path(tiles_url).parents[2]}'")
+             f"then: {PROG} figure '{Path(directory).expanduser().absolute()}'")
         return
-    from fractal_roi_tasks.figures.read import gather
+    from fractal_roi_tasks.figures.drift import KEYS as DRIFT_KEYS
+    from fractal_roi_tasks.figures.read import FigureData, gather
 
-    data = gather(plate_url, str(Path(tiles_url).parents[2]))
-    if not data.panels:
-        out(f"\nOverview figure: not drawn, nothing to show ({'; '.join(data.missing.values())}).")
-        return
-    path = compose.save_overview(data, Path(directory).expanduser().absolute() / demo.DEMO_FIGURE_NAME)
-    out(f"\nOverview figure ({len(data.panels)} panels): {path}")
-    for key, reason in data.missing.items():
-        out(f"  not drawn: {key}: {reason}")
+    data = gather(plate_url, str(Path(tiles_url).parents[2]), timelapse_url)
+    root = Path(directory).expanduser().absolute()
+    # The plates' panels in the overview, the time-lapse's in a figure of their own.
+    for name, picture, is_drift in (
+        ("Overview figure", demo.DEMO_FIGURE_NAME, False),
+        ("Drift figure", demo_timelapse.DEMO_DRIFT_FIGURE_NAME, True),
+    ):
+        part = FigureData(
+            panels=[p for p in data.panels if (p.key in DRIFT_KEYS) == is_drift],
+            missing={k: v for k, v in data.missing.items() if k.startswith("drift") == is_drift},
+        )
+        if not part.panels:
+            out(f"\n{name}: not drawn, nothing to show ({'; '.join(part.missing.values())}).")
+            continue
+        path = compose.save_overview(part, root / picture)
+        out(f"\n{name} ({len(part.panels)} panels): {path}")
+        for key, reason in part.missing.items():
+            out(f"  not drawn: {key}: {reason}")
 
 
 def _print_registration(rows) -> None:

@@ -50,13 +50,43 @@ def save_panels(panels: list[Panel], path: str | Path, *, columns: int = COLUMNS
     for ax in axes.ravel():
         ax.axis("off")
     for ax, panel in zip(axes.ravel(), panels):
-        ax.imshow(panel.rgb, interpolation="nearest")
+        if panel.rgb is None:
+            ax.axis("on")
+            draw_drift_path(ax, panel.plot)
+        else:
+            ax.imshow(panel.rgb, interpolation="nearest")
         ax.set_title(panel.title, fontsize=7)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi)
     pyplot.close(fig)
     return path
+
+
+AXIS_COLOURS = {"z": "tab:green", "y": "tab:blue", "x": "tab:red"}
+
+
+def draw_drift_path(ax, path) -> None:
+    """Plot a `DriftPath` on `ax`: estimated shift per axis (solid), true (dashed), flagged frames."""
+    for k, axis in enumerate(path.axes):
+        colour = AXIS_COLOURS[axis]
+        ax.plot(path.t, path.shift_px[:, k], "-", color=colour, lw=1.2, marker=".", ms=3,
+                label=f"{axis} estimated")
+        if path.true_px is not None:
+            ax.plot(path.t, path.true_px[:, k], "--", color="black", lw=0.8, alpha=0.7,
+                    label="true" if k == 0 else None)
+        flagged = path.blank | path.interpolated
+        if flagged.any():
+            ax.plot(path.t[flagged], path.shift_px[flagged, k], "o", mfc="none", mec="darkorange",
+                    ms=6, label="interpolated" if k == 0 else None)
+    for t in path.t[path.blank]:
+        ax.axvspan(t - 0.5, t + 0.5, color="orange", alpha=0.25, lw=0)
+    ax.axvline(path.reference, color="grey", lw=0.6, ls=":")
+    ax.axhline(0.0, color="grey", lw=0.4)
+    ax.set_xlabel("time point t", fontsize=7)
+    ax.set_ylabel("shift onto the reference (px)", fontsize=7)
+    ax.tick_params(labelsize=6)
+    ax.legend(fontsize=6, loc="best", frameon=False)
 
 
 def save_overview(data: FigureData, path: str | Path) -> Path:

@@ -121,3 +121,46 @@ def tile_colour_panel(tile_index: np.ndarray, label_image: np.ndarray) -> np.nda
 def _index_edges(index: np.ndarray) -> np.ndarray:
     padded = np.pad(index, 1, mode="edge")
     return (padded[1:-1, 2:] != index) | (padded[2:, 1:-1] != index)
+
+
+def grey_limits(values: np.ndarray) -> tuple[float, float]:
+    """(low, high): the 1st and 99.5th percentiles of `values`, so two panels can share one scale."""
+    values = np.asarray(values, dtype=float)
+    low, high = np.percentile(values, (1.0, 99.5)) if values.size else (0.0, 1.0)
+    return float(low), float(max(high, low + 1e-12))
+
+
+FLAG_RGB = (255, 150, 40)
+GAP_PX = 6
+
+
+def kymograph_panel(along_x: np.ndarray, along_y: np.ndarray, *, limits: tuple[float, float],
+                    flagged: np.ndarray | None = None, height: int | None = None) -> np.ndarray:
+    """Two kymographs side by side: (T, X) on the left, (T, Y) on the right, t down.
+
+    Each time point is repeated over rows so the panel is about as tall as the
+    wider kymograph (or `height` rows); both are scaled by `limits` (see
+    `grey_limits`). Frames in `flagged` (T,) get an orange tick in the gap
+    column between the two and at the left edge.
+
+    >>> kymograph_panel(np.zeros((2, 4)), np.ones((2, 3)), limits=(0.0, 1.0), height=4).shape
+    (4, 19, 3)
+    """
+    low, high = limits
+    n_frames = along_x.shape[0]
+    height = height or max(along_x.shape[1], along_y.shape[1])
+    repeat = max(1, height // max(1, n_frames))
+
+    def block(kymograph):
+        grey = np.clip((np.asarray(kymograph, float) - low) / (high - low), 0.0, 1.0)
+        grey = np.repeat((grey * 255).astype(np.uint8), repeat, axis=0)
+        return np.repeat(grey[..., None], 3, axis=2)
+
+    left, right = block(along_x), block(along_y)
+    gap = np.full((left.shape[0], GAP_PX, 3), 255, np.uint8)
+    edge = np.full((left.shape[0], GAP_PX, 3), 255, np.uint8)
+    if flagged is not None:
+        rows = np.repeat(np.asarray(flagged, bool), repeat)
+        gap[rows] = FLAG_RGB
+        edge[rows] = FLAG_RGB
+    return np.concatenate([edge, left, gap, right], axis=1)

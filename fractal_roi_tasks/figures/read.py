@@ -37,11 +37,16 @@ SEAM_ZOOM = 96
 
 @dataclass
 class Panel:
-    """One panel: its RGB array (uint8, (Y, X, 3)), a title and a docs key."""
+    """One panel: a docs key, a title, and its RGB array (uint8, (Y, X, 3)) or the data of a plot.
+
+    A plot panel (``rgb`` None) carries what `compose` plots, e.g. a
+    `fractal_roi_tasks.figures.drift.DriftPath`.
+    """
 
     key: str
     title: str
-    rgb: np.ndarray
+    rgb: np.ndarray | None
+    plot: object | None = None
 
 
 @dataclass
@@ -77,8 +82,16 @@ def _plane(array_like, axes, **slices) -> np.ndarray:
     return data
 
 
+_ZARR_METADATA = ("zarr.json", ".zattrs", ".zgroup")
+
+
 def _image_urls(image_or_plate: str) -> list[str]:
     path = Path(image_or_plate)
+    if path.is_dir() and not any((path / name).exists() for name in _ZARR_METADATA):
+        # A plain folder (e.g. the demo's): every image or plate in it.
+        children = [c for c in sorted(path.iterdir())
+                    if c.is_dir() and any((c / name).exists() for name in _ZARR_METADATA)]
+        return [url for child in children for url in _image_urls(str(child))]
     if (path / "labels").is_dir() or (path / "tables").is_dir() or _is_image(path):
         return [str(path)]
     from fractal_roi_tasks.runner import image_urls
@@ -321,4 +334,7 @@ def gather(*images_or_plates: str) -> FigureData:
     segmentation_panels(urls, data)
     registration_panels(urls, data)
     stitching_panels(urls, data)
+    from fractal_roi_tasks.figures.drift import drift_panels
+
+    drift_panels(urls, data)
     return data
