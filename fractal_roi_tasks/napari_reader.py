@@ -30,6 +30,13 @@ napari puts pixel centres on integers, as our files do, so no shift is
 needed; 3D shapes carry z as their first coordinate (constant per polygon or
 ellipse).
 
+Time: in a set spanning time points (every ROI has a ``t``) every layer gets
+a leading t axis: each shape's and point's first coordinate is its ROI's
+time point (then z, y, x), the Labels layer is (T, (Z,) Y, X) with T =
+``context["n_time_points"]`` (else one past the last t), and ``scale``,
+``translate``, ``units`` and ``axis_labels`` have a t entry, so the layers
+scroll with the image's t slider. A set without time has no t axis.
+
 Placement: every layer is put where napari-ome-zarr puts the pyramid level
 the ROIs were found on, by that level's own OME-NGFF coordinate
 transformations: ``scale`` and ``translate`` are the level's ``scale`` and
@@ -42,7 +49,9 @@ draws them. These are read from the label image's metadata
 (``{zarr_url}/rois/{label}/``), else of the file's context ``zarr_url``, at
 the file's context ``level``, when that level's array has the file's shape.
 A file away from its image falls back to ``scale`` = the file's
-``spacing_um``, no translation and micrometers, which is what ngio writes.
+``spacing_um``, no translation and micrometers, which is what ngio writes
+(for t: ``context["time_spacing"]`` in ``context["time_unit"]``, else 1 and
+no unit).
 
 Known: ngio (1.1) builds a label pyramid by taking level-0 pixel ``2 j + 1``
 as level-1 pixel ``j`` while writing no translation, so every NGFF viewer,
@@ -65,6 +74,7 @@ import pandas as pd
 
 from fractal_roi_tasks.errors import InvalidInputError, InvalidNameError
 from fractal_roi_tasks.formats import roi_json
+from fractal_roi_tasks.formats.context import time_points_of, time_spacing_of
 from fractal_roi_tasks.names import check_name
 from fractal_roi_tasks.rois.shapes import Ellipse, Mask, Point, Polygon, Polyline, RoiSet
 
@@ -118,6 +128,7 @@ def layers_from_roi_set(
     """LayerData tuples for one ROI set: one layer per shape type it holds."""
     context = dict(context or {})
     ndim = len(roi_set.image_shape)
+    n_times = time_points_of(roi_set, context)
     placement = placement_of(roi_set, context, source=source)
     common = {
         "scale": placement.scale,
@@ -128,7 +139,7 @@ def layers_from_roi_set(
             "source": None if source is None else str(source),
             "context": context,
             "kind": roi_set.kind,
-            "coordinates": "pixels (z, y, x), pixel centres on integers",
+            "coordinates": f"pixels ({', '.join(placement.axes)}), pixel centres on integers",
             "placement": placement.origin,
         },
     }
@@ -141,7 +152,9 @@ def layers_from_roi_set(
     layers = []
     for shape_type, items in by_type.items():
         builder, noun = _BUILDERS[shape_type]
-        layers.append(builder(roi_set, items, ndim, {"name": f"{name} {noun}", **common}))
+        layers.append(
+            builder(roi_set, items, ndim, n_times, {"name": f"{name} {noun}", **common})
+        )
     return layers
 
 
@@ -149,11 +162,16 @@ def layers_from_roi_set(
 # One layer per shape type
 
 
-def _polygon_layer(roi_set, items, ndim, common) -> LayerData:
+# Each builder takes the items [(ROI index, shape)] of one shape type, the
+# spatial ndim, the number of time points (None without time) and the
+# options every layer shares.
+
+
+def _polygon_layer(roi_set, items, ndim, n_times, common) -> LayerData:
     data, rows, is_hole = [], [], []
     for i, shape in items:
         for ring, hole in [(shape.exterior, False), *((h, True) for h in shape.holes)]:
-            data.append(_with_z(ring, shape.z, ndim))
+            data.append(_leading(ring, roi_set.rois[i].t, shape.z, ndim))
             rows.append(i)
             is_hole.append(hole)
     features = _features(roi_set, rows)
@@ -162,7 +180,7 @@ def _polygon_layer(roi_set, items, ndim, common) -> LayerData:
     kwargs = {
         **common,
         "shape_type": "polygon",
-        "ndim": ndim,
+        "ndim": _layer_ndim(ndim, n_times),
         "features": features,
         # napari refuses an empty (0, 4) array; one colour names the layer's default.
         "edge_color": colors.reshape(-1, 4) if len(data) else _rgba(EXTERIOR_COLOR),
@@ -171,9 +189,10 @@ def _polygon_layer(roi_set, items, ndim, common) -> LayerData:
     return data, kwargs, "shapes"
 
 
-def _ellipse_layer(roi_set, items, ndim, common) -> LayerData:
-    data = [_with_z(ellipse_corners(shape), shape.z, ndim) for _, shape in items]
-    return data, _outline_kwargs(common, "ellipse", ndim, _features(roi_set, [i for i, _ in items])), "shapes"
+def _ellipse_layer(roi_set, items, ndim, n_times, common) -> LayerData:
+    data = [_leading(ellipse_corners(s), roi_set.rois[i].t, s.z, ndim) for i, s in items]
+    features = _features(roi_set, [i for i, _ in items])
+    return data, _outline_kwargs(common, "ellipse", _layer_ndim(ndim, n_times), features), "shapes"
 
 
 def _outline_kwargs(common: dict, shape_type: str, ndim: int, features) -> dict:
@@ -188,34 +207,40 @@ def _outline_kwargs(common: dict, shape_type: str, ndim: int, features) -> dict:
     }
 
 
-def _path_layer(roi_set, items, ndim, common) -> LayerData:
+def _path_layer(roi_set, items, ndim, n_times, common) -> LayerData:
     data = []
-    for _, shape in items:
+    for i, shape in items:
         points = np.asarray(shape.points, float)
         if shape.closed and len(points) > 1:
             points = np.concatenate([points, points[:1]])
-        data.append(points)
-    return data, _outline_kwargs(common, "path", ndim, _features(roi_set, [i for i, _ in items])), "shapes"
+        data.append(_leading(points, roi_set.rois[i].t))  # a 3D path keeps its z per vertex
+    features = _features(roi_set, [i for i, _ in items])
+    return data, _outline_kwargs(common, "path", _layer_ndim(ndim, n_times), features), "shapes"
 
 
-def _points_layer(roi_set, items, ndim, common) -> LayerData:
-    data = np.array([shape.position for _, shape in items], float).reshape(-1, ndim)
+def _points_layer(roi_set, items, ndim, n_times, common) -> LayerData:
+    layer_ndim = _layer_ndim(ndim, n_times)
+    positions = [_leading([s.position], roi_set.rois[i].t) for i, s in items]
+    data = np.concatenate(positions) if positions else np.zeros((0, layer_ndim))
     kwargs = {
         **common,
-        "ndim": ndim,
+        "ndim": layer_ndim,
         "features": _features(roi_set, [i for i, _ in items]),
         "face_color": _rgba(EXTERIOR_COLOR),
     }
     return data, kwargs, "points"
 
 
-def _labels_layer(roi_set, items, ndim, common) -> LayerData:
+def _labels_layer(roi_set, items, ndim, n_times, common) -> LayerData:
     labels = [roi_set.rois[i].label for i, _ in items]
     top = max(labels, default=0)
     dtype = np.uint32 if top <= np.iinfo(np.uint32).max else np.uint64
-    image = np.zeros(roi_set.image_shape, dtype)
-    for (_, shape), label in zip(items, labels):
+    timed = n_times is not None
+    image = np.zeros(((n_times,) if timed else ()) + tuple(roi_set.image_shape), dtype)
+    for (i, shape), label in zip(items, labels):
         window = tuple(slice(o, o + n) for o, n in zip(shape.origin, shape.mask.shape))
+        if timed:
+            window = (roi_set.rois[i].t, *window)
         image[window][np.asarray(shape.mask, bool)] = label
     rows = list(dict.fromkeys(i for i, _ in items))  # one row per object
     features = _features(roi_set, rows)
@@ -262,11 +287,17 @@ def ellipse_corners(ellipse: Ellipse) -> np.ndarray:
 # Helpers
 
 
-def _with_z(points: np.ndarray, z: int | None, ndim: int) -> np.ndarray:
+def _leading(points, t: int | None, z: int | None = None, ndim: int = 2) -> np.ndarray:
+    """(N, d) points with the constant coordinates put first: t (if any), then z in 3D."""
     points = np.asarray(points, float)
-    if ndim == 2:
+    lead = ([] if t is None else [float(t)]) + ([float(z)] if ndim == 3 else [])
+    if not lead:
         return points
-    return np.column_stack([np.full(len(points), float(z)), points])
+    return np.column_stack([np.tile(lead, (len(points), 1)), points])
+
+
+def _layer_ndim(ndim: int, n_times: int | None) -> int:
+    return ndim + (n_times is not None)
 
 
 def _features(roi_set: RoiSet, rows: list[int]) -> pd.DataFrame:
@@ -295,7 +326,8 @@ class Placement:
     """Where napari puts a layer: per axis of the file ((z,) y, x).
 
     Attributes:
-        axes: axis names, e.g. ("y", "x").
+        axes: axis names, e.g. ("y", "x"), or ("t", "y", "x") for a set
+            spanning time.
         scale: world units per pixel.
         translate: world position of pixel 0's centre.
         units: unit names napari (pint) reads, e.g. "micrometer"; None for an
@@ -323,16 +355,23 @@ def placement_of(
     Placement(axes=('y', 'x'), scale=(0.65, 0.65), translate=(0.0, 0.0), units=('micrometer', 'micrometer'), origin='spacing_um of the file')
     """
     context = context or {}
-    axes = ("y", "x") if len(roi_set.image_shape) == 2 else ("z", "y", "x")
+    spatial = ("y", "x") if len(roi_set.image_shape) == 2 else ("z", "y", "x")
+    timed = time_points_of(roi_set, context) is not None
+    axes = ("t",) * timed + spatial
     for group in _metadata_groups(context, source):
         found = _ngff_placement(group, axes, roi_set.image_shape, context.get("level"))
         if found is not None:
             return found
+    scale = tuple(float(s) for s in roi_set.spacing)
+    units: tuple = (FALLBACK_UNIT,) * len(spatial)
+    if timed:
+        spacing, unit = time_spacing_of(context) or (1.0, None)
+        scale, units = (spacing, *scale), (_unit(unit), *units)
     return Placement(
         axes=axes,
-        scale=tuple(float(s) for s in roi_set.spacing),
+        scale=scale,
         translate=(0.0,) * len(axes),
-        units=(FALLBACK_UNIT,) * len(axes),
+        units=units,
         origin="spacing_um of the file",
     )
 
@@ -365,8 +404,9 @@ def _ngff_placement(group: Path, axes, image_shape, level) -> Placement | None:
 
     None when `group` has no readable multiscale, no dataset `level` (the
     first dataset when `level` is unknown), lacks one of `axes`, or when that
-    level's array is not `image_shape` along `axes` (a file from another
-    image or an overwritten label).
+    level's array is not `image_shape` along the spatial `axes` (a file from
+    another image or an overwritten label); t, if among `axes`, is not
+    compared (a set need not reach the last time point).
     """
     attrs = _read_json(group / "zarr.json", group / ".zattrs")
     if attrs is None:
@@ -393,7 +433,8 @@ def _ngff_placement(group: Path, axes, image_shape, level) -> Placement | None:
     shape = None if array is None else array.get("shape")
     if not isinstance(shape, list) or len(shape) != len(names):
         return None
-    if [shape[i] for i in index] != list(image_shape):
+    spatial = [i for a, i in zip(axes, index) if a != "t"]
+    if [shape[i] for i in spatial] != list(image_shape):
         logger.debug("%s level %s is %s, not the file's %s", group, level, shape, image_shape)
         return None
     return Placement(

@@ -4,16 +4,19 @@ One Feature per object and plane (QuPath ROIs are single-plane), written the
 way QuPath's own GeoJSON export writes detections:
 
 - ``geometry``: a GeoJSON geometry, plus QuPath's ``plane`` member
-  ``{"c": c, "z": z, "t": 0}`` for a 3D image (z 0-based; c = -1, "all
-  channels", unless ``context["channel"]`` gives a 0-based channel) and, for
-  an axis-aligned ellipse, QuPath's ``"isEllipse": true`` member;
+  ``{"c": c, "z": z, "t": t}`` (QuPath's ``ImagePlane``, all 0-based, read by
+  its ``ROITypeAdapter``) for a 3D image, a given channel or a set spanning
+  time (c = -1, "all channels", unless ``context["channel"]`` gives a 0-based
+  channel; z = 0 in 2D; t = ``ObjectRoi.t``, 0 without time) and, for an
+  axis-aligned ellipse, QuPath's ``"isEllipse": true`` member;
 - ``properties``: ``objectType: "detection"``, ``name`` (``label-0007``,
-  ``label-0007-branch-003``; the same for every plane of an object),
+  ``label-0007-branch-003``, first ``t03-`` in a set spanning time; the same
+  for every plane of an object),
   ``classification`` (``{"name": label_name, "color": [r, g, b]}``),
   ``measurements`` (flat ``{name: number}``, the object's features row;
   non-finite values are left out, JSON has no NaN) and ``metadata``
-  (strings: label, branch, label name, and text columns such as a branch's
-  type).
+  (strings: label, branch, time point t, label name, and text columns such
+  as a branch's type).
 
 =================  ===========================================================
 our shape          geometry
@@ -69,7 +72,7 @@ from fractal_roi_tasks.formats.batch import (
     point_lists,
     signed_areas,
 )
-from fractal_roi_tasks.formats.context import channel_of, name_widths, scale_of
+from fractal_roi_tasks.formats.context import channel_of, name_widths, scale_of, time_points_of
 from fractal_roi_tasks.formats.coordinates import (
     ellipse_vertices,
     full_resolution_plane,
@@ -155,7 +158,8 @@ def _collection_text(roi_set: RoiSet, context: dict) -> str:
     ndim = len(roi_set.image_shape)
     scale = scale_of(context, ndim)
     channel = channel_of(context)
-    properties = _properties(roi_set, str(context.get("label_name") or "objects"))
+    n_times = time_points_of(roi_set, context)
+    properties = _properties(roi_set, str(context.get("label_name") or "objects"), n_times)
     polygons = [valid_polygons(object_polygons(roi)) for roi in roi_set.rois]
     outlines = iter(_outline_texts([p for group in polygons for p in group], scale))
     text = Template()
@@ -165,20 +169,21 @@ def _collection_text(roi_set: RoiSet, context: dict) -> str:
         coordinates = list(islice(outlines, len(group)))
         for plane, geometry in _geometries(roi, group, coordinates, scale, ndim):
             text.add("," if n_features else "", '{"type":"Feature","geometry":{', *geometry)
-            text.add(_plane_member(plane, channel), '},"properties":', props, "}")
+            text.add(_plane_member(plane, channel, roi.t), '},"properties":', props, "}")
             n_features += 1
     text.add("]}")
     logger.debug("%d GeoJSON features from %d %s ROIs", n_features, len(roi_set.rois), roi_set.kind)
     return text.render(number=_coordinate)
 
 
-def _properties(roi_set: RoiSet, label_name: str) -> list[str]:
+def _properties(roi_set: RoiSet, label_name: str, n_times: int | None) -> list[str]:
     """The ``properties`` object of each ROI, the same for every plane of it."""
     columns = feature_columns(roi_set)
     classification = _JSON.encode({"name": label_name, "color": class_color(label_name)})
     measurements = _measurements(columns, len(roi_set.rois))
     texts = {k: v for k, v in columns.items() if any(issubclass(t, str) for t in set(map(type, v)))}
     label_width, branch_width = name_widths(roi_set.rois)
+    time_width = 0 if n_times is None else max(2, len(str(n_times - 1)))
     properties = []
     for n, (roi, values) in enumerate(zip(roi_set.rois, measurements)):
         name = f"label-{roi.label:0{label_width}d}"
@@ -186,6 +191,9 @@ def _properties(roi_set: RoiSet, label_name: str) -> list[str]:
         if roi.branch is not None:
             name += f"-branch-{roi.branch:0{branch_width}d}"
             metadata["branch"] = str(roi.branch)
+        if roi.t is not None:
+            name = f"t{roi.t:0{time_width}d}-{name}"
+            metadata["t"] = str(roi.t)
         for key, column in texts.items():
             if isinstance(column[n], str):
                 metadata[str(key)] = " ".join(column[n].split())
@@ -303,12 +311,12 @@ def _point_geometry(xy: np.ndarray) -> str:
     return f'"type":"Point","coordinates":[{x},{y}]'
 
 
-def _plane_member(plane: int | None, channel: int | None) -> str:
-    """QuPath's ``plane`` member of a geometry, for 3D images or a given channel."""
-    if plane is None and channel is None:
-        return ""
+def _plane_member(plane: int | None, channel: int | None, t: int | None) -> str:
+    """QuPath's ``plane`` member of a geometry, for 3D images, a given channel or a time point."""
+    if plane is None and channel is None and t is None:
+        return ""  # QuPath's default plane, which QuPath itself leaves out
     c = -1 if channel is None else channel
-    return f',"plane":{{"c":{c},"z":{0 if plane is None else plane},"t":0}}'
+    return f',"plane":{{"c":{c},"z":{0 if plane is None else plane},"t":{0 if t is None else t}}}'
 
 
 # --------------------------------------------------------------------------

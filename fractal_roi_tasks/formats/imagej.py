@@ -39,17 +39,21 @@ corner-based coordinates minus 0.5 (integers at full resolution).
 
 Positions (ImageJ's are 1-based, 0 meaning "every"): a 3D ROI gets the
 hyperstack position z = plane + 1; c = ``context["channel"] + 1`` when a
-(0-based) channel is given, else 0 (shown on every channel); t = 0 (every
-frame, our ROIs carry no time). A 2D image's ROIs get z = 0, so without a
-channel they have no position at all and ImageJ shows them on every plane.
-Names: ``label-0007``, ``label-0007-branch-003``, plus ``-z05`` (0-based
-plane, as in our tables) in 3D, zero-padded to the widest value of the set,
+(0-based) channel is given, else 0 (shown on every channel); t = the ROI's
+time point + 1 in a set spanning time (``ObjectRoi.t``), else 0 (every
+frame). ImageJ's RoiDecoder sets them with ``Roi.setPosition(c, z, t)``, so
+``getTPosition()`` gives t + 1. A 2D image's ROIs get z = 0, so without a
+channel or time they have no position at all and ImageJ shows them on every
+plane. Names: ``label-0007``, ``label-0007-branch-003``, plus ``-z05``
+(0-based plane, as in our tables) in 3D, and first ``t03-`` (0-based time
+point) in a set spanning time, zero-padded to the widest value of the set,
 with ``-01``, ``-02``... where a branch crosses the same plane twice.
 
 Measurements: each ROI carries its object's features row as ImageJ ROI
 properties (ImageJ 1.52+, file version >= 224: ``key: value`` lines, read
 back by ``Roi.getProperty(key)`` / the macro ``Roi.getProperty``), plus
-``z`` (0-based full-resolution plane) in 3D and ``label_name`` when known.
+``z`` (0-based full-resolution plane) in 3D, ``t`` (0-based time point) in a
+set spanning time and ``label_name`` when known.
 """
 
 from __future__ import annotations
@@ -73,7 +77,7 @@ from fractal_roi_tasks.formats.batch import (
     gather_rings,
     object_polygons,
 )
-from fractal_roi_tasks.formats.context import channel_of, name_widths, scale_of
+from fractal_roi_tasks.formats.context import channel_of, name_widths, scale_of, time_points_of
 from fractal_roi_tasks.formats.coordinates import (
     ellipse_vertices,
     full_resolution_plane,
@@ -153,19 +157,23 @@ def imagej_rois(roi_set: RoiSet, *, context: dict | None = None) -> list:
     properties = _Properties(feature_columns(roi_set), roi_set.rois, context.get("label_name"))
     label_width, branch_width = name_widths(roi_set.rois)
     plane_width = max(2, len(str(max(0, math.ceil(roi_set.image_shape[0] * scale[0]) - 1))))
+    n_times = time_points_of(roi_set, context)
+    time_width = 0 if n_times is None else max(2, len(str(n_times - 1)))
     polygons = [object_polygons(roi) for roi in roi_set.rois]
     outlines = _Outlines([p for group in polygons for p in group], scale)
     named: list[tuple[str, object]] = []
     first = 0
     for n, (roi, group) in enumerate(zip(roi_set.rois, polygons)):
         base = f"label-{roi.label:0{label_width}d}"
+        if roi.t is not None:
+            base = f"t{roi.t:0{time_width}d}-{base}"
         if roi.branch is not None:
             base += f"-branch-{roi.branch:0{branch_width}d}"
         for plane, ij in _shape_rois(roi, group, first, outlines, scale, ndim):
             name = base if plane is None else f"{base}-z{plane:0{plane_width}d}"
             ij.c_position = 0 if channel is None else channel + 1
             ij.z_position = 0 if plane is None else plane + 1
-            ij.t_position = 0
+            ij.t_position = 0 if roi.t is None else roi.t + 1
             ij.position = 0
             ij.props = properties.text(n, plane)
             named.append((name, ij))
@@ -348,7 +356,7 @@ class _Properties:
     """The ImageJ properties text of each ROI: ``key: value`` lines, sorted by key.
 
     What roifile's ``properties`` setter writes for the dict {features row,
-    branch, label_name, z}, with keys and values made readable by ImageJ;
+    branch, t, label_name, z}, with keys and values made readable by ImageJ;
     built per column, once per kind of ROI (with or without branch and z).
     """
 
@@ -374,6 +382,8 @@ class _Properties:
         values = dict(self._values)
         if branch:
             values.setdefault("branch", _java_values([r.branch for r in self._rois]))
+        if n and self._rois[0].t is not None:  # a set spanning time: every ROI has a t
+            values.setdefault("t", _java_values([r.t for r in self._rois]))
         if self._label_name:
             values["label_name"] = [_java_value(self._label_name)] * n
         if plane:

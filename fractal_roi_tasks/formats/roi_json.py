@@ -4,7 +4,9 @@ The schema is documented in docs/roi_json.md. Coordinates are written as the
 core holds them: pixels of the label image's pyramid level, axis order
 (z,) y, x, pixel centres on integers (pixel (y, x) covers y - 0.5 .. y + 0.5).
 Masks are run-length encoded over the C-order flattened crop, starting with
-a run of False.
+a run of False. In a set spanning time points each ROI has a ``t`` member
+(0-based index along the image's t axis, after ``branch``); without time it
+has none, so such files are exactly those of a set without a t axis.
 """
 
 from __future__ import annotations
@@ -76,7 +78,11 @@ def from_bytes(data: bytes) -> tuple[RoiSet, dict]:
         shapes = tuple(_shape_from_dict(s) for s in item["shapes"])
         rois.append(
             ObjectRoi(
-                label=item["label"], name=item["name"], shapes=shapes, branch=item.get("branch")
+                label=item["label"],
+                name=item["name"],
+                shapes=shapes,
+                branch=item.get("branch"),
+                t=item.get("t"),
             )
         )
         rows.append({"label": item["label"], **item["measurements"]})
@@ -103,7 +109,7 @@ def read(path: str | Path) -> tuple[RoiSet, dict]:
 
 
 def _roi_texts(roi_set: RoiSet) -> list[str]:
-    """The JSON object of each ROI: label, name, branch, measurements, shapes."""
+    """The JSON object of each ROI: label, name, branch, (t,) measurements, shapes."""
     members = []  # per measurement column, its "key":value text per ROI
     for key, values in feature_columns(roi_set).items():
         if key != "label":
@@ -114,11 +120,14 @@ def _roi_texts(roi_set: RoiSet) -> list[str]:
     labels = json_texts([r.label for r in rois])
     names = json_texts([r.name for r in rois])
     branches = json_texts([r.branch for r in rois])
+    times = ["" if r.t is None else f',"t":{int(r.t)}' for r in rois]
     shapes = iter(_shape_texts([s for r in rois for s in r.shapes]))
     return [
-        f'{{"label":{label},"name":{name},"branch":{branch},"measurements":{{{values}}},'
+        f'{{"label":{label},"name":{name},"branch":{branch}{t},"measurements":{{{values}}},'
         f'"shapes":[{",".join(islice(shapes, len(roi.shapes)))}]}}'
-        for roi, label, name, branch, values in zip(rois, labels, names, branches, measurements)
+        for roi, label, name, branch, t, values in zip(
+            rois, labels, names, branches, times, measurements
+        )
     ]
 
 

@@ -36,7 +36,11 @@ the object's pixel centres, and polylines and points sit on pixel centres
 for ROIs found on a lower-resolution pyramid level; a Mask from such a level
 is resampled to full-resolution pixels (a pixel is in when its centre is).
 TheZ is the full-resolution plane (0 for a 2D image), TheC the context's
-``channel`` (default 0), TheT 0.
+``channel`` (default 0), TheT the ROI's time point (``ObjectRoi.t``, 0-based
+as OME's TheT; 0 without time). In a set spanning time the Image's Pixels
+have SizeT = ``context["n_time_points"]`` (else one past the last t) and,
+when ``context["time_spacing"]`` is given, TimeIncrement (with
+TimeIncrementUnit from ``context["time_unit"]``, an NGFF unit name).
 
 The document is written as text in one pass, with the elements, attributes
 and order that ome-types writes for the same model (shapes grouped by kind in

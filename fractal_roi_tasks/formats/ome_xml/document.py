@@ -13,7 +13,12 @@ import numpy as np
 
 from fractal_roi_tasks import __version__
 from fractal_roi_tasks.formats.batch import Template, feature_columns, float_texts
-from fractal_roi_tasks.formats.context import channel_of, scale_of
+from fractal_roi_tasks.formats.context import (
+    channel_of,
+    scale_of,
+    time_points_of,
+    time_spacing_of,
+)
 from fractal_roi_tasks.formats.ome_xml.shapes import Planes, polygon_outlines, roi_shapes
 from fractal_roi_tasks.formats.ome_xml.xml_text import (
     attribute_text,
@@ -58,7 +63,7 @@ def document(roi_set: RoiSet, context: dict) -> str:
     head = [
         f'{_OME_START} Creator="{attribute_text(f"fractal-roi-tasks {__version__}")}">\n',
         f'  <Image ID="Image:0" Name="{attribute_text(_image_name(context))}">\n',
-        _pixels(roi_set, scale, full_shape, the_c),
+        _pixels(roi_set, scale, full_shape, the_c, _time_attributes(roi_set, context)),
         *(f'    <ROIRef ID="ROI:{n}"/>\n' for n in kept),
         '    <AnnotationRef ID="Annotation:context"/>\n  </Image>\n',
         "  <StructuredAnnotations>\n",
@@ -98,8 +103,42 @@ def _roi_elements(roi_set: RoiSet, planes: Planes) -> tuple[Template, list[int]]
     return rois, kept
 
 
-def _pixels(roi_set: RoiSet, scale, full_shape, the_c) -> str:
-    """MetadataOnly Pixels of the full-resolution image, sizes in micrometers."""
+# NGFF (UDUNITS) time unit names -> OME's UnitsTime symbols, for TimeIncrementUnit.
+_OME_TIME_UNITS = {
+    "second": "s",
+    "millisecond": "ms",
+    "microsecond": "µs",
+    "nanosecond": "ns",
+    "minute": "min",
+    "hour": "h",
+    "day": "d",
+}
+
+
+def _time_attributes(roi_set: RoiSet, context: dict) -> dict:
+    """SizeT (and the time increment when known) of a set spanning time; {} without time."""
+    n_times = time_points_of(roi_set, context)
+    if n_times is None:
+        return {}
+    attributes = {"SizeT": n_times}
+    spacing = time_spacing_of(context)
+    if spacing is not None:
+        value, unit = spacing
+        symbol = _OME_TIME_UNITS.get(unit or "second")
+        if symbol is None:
+            logger.warning("OME-XML: time unit %r has no OME symbol; TimeIncrement left out", unit)
+        else:
+            attributes["TimeIncrement"] = float_attribute(value)
+            if symbol != "s":  # OME's default unit, which ome-types leaves out
+                attributes["TimeIncrementUnit"] = symbol
+    return attributes
+
+
+def _pixels(roi_set: RoiSet, scale, full_shape, the_c, time: dict) -> str:
+    """MetadataOnly Pixels of the full-resolution image, sizes in micrometers.
+
+    `time` overrides SizeT and adds TimeIncrement(Unit) for a set spanning time.
+    """
     ndim = len(full_shape)
     size = dict(zip(("z", "y", "x")[-ndim:], full_shape))
     physical = {
@@ -121,6 +160,7 @@ def _pixels(roi_set: RoiSet, scale, full_shape, the_c) -> str:
     }
     if ndim == 3:
         attributes["PhysicalSizeZ"] = float_attribute(physical["z"])
+    attributes.update(time)
     text = " ".join(f'{k}="{v}"' for k, v in attributes.items())
     return f"    <Pixels {text}>\n      <MetadataOnly/>\n    </Pixels>\n"
 

@@ -45,9 +45,9 @@ class Planes:
         plane = math.floor(to_corner_based(np.array([[z]]), (self.scale_z,))[0, 0])
         return min(max(plane, 0), self.size_z - 1)
 
-    def common(self, shape_id: str, the_z: int, text: str) -> str:
+    def common(self, shape_id: str, the_z: int, text: str, the_t: int = 0) -> str:
         """The attributes every shape has; `text` already escaped."""
-        return f'Text="{text}" ID="{shape_id}" TheZ="{the_z}" TheT="0" TheC="{self.the_c}"'
+        return f'Text="{text}" ID="{shape_id}" TheZ="{the_z}" TheT="{the_t}" TheC="{self.the_c}"'
 
 
 def polygon_outlines(shapes: list, planes: Planes) -> list:
@@ -73,12 +73,14 @@ def roi_shapes(roi: ObjectRoi, n: int, name: str, planes: Planes, outlines: Iter
     """(kind, text parts) of each shape of ROI `n`, IDs in the order they are made.
 
     `name` is the ROI's escaped name, each shape's Text; `outlines` yields
-    what `polygon_outlines` made for each Polygon, in order.
+    what `polygon_outlines` made for each Polygon, in order. Every shape is on
+    the ROI's time point (TheT = ``roi.t``, 0 without time).
     """
     made: list = []
+    the_t = 0 if roi.t is None else roi.t  # OME's TheT is 0-based, as ObjectRoi.t
 
     def common(the_z: int) -> str:
-        return planes.common(f"Shape:{n}:{len(made)}", the_z, name)
+        return planes.common(f"Shape:{n}:{len(made)}", the_z, name, the_t)
 
     for shape in roi.shapes:
         if isinstance(shape, Polygon):
