@@ -3,7 +3,7 @@
     python docs/make_figures.py [DEMO_DIR] [--out docs/images]
 
 DEMO_DIR is a folder ``fractal-roi-tasks demo DIR`` wrote (both plates); when
-it does not hold a demo yet, the demo is run there first. Needs matplotlib
+it does not hold a demo yet (both plates and the time-lapse), the demo is run there first. Needs matplotlib
 (``pip install "fractal-roi-tasks[figure]"``).
 """
 
@@ -20,6 +20,8 @@ PAGE_IMAGES = {
     "find_registration_consensus": "registration",
     "apply_registration_to_image": "registration",
     "stitch_and_dedup": "stitch_and_dedup",
+    "drift_correction": "drift_correction",
+    "calculate_drift": "drift_correction",
 }
 """Docs page (without .md) -> the picture it embeds (docs/images/{name}.png)."""
 
@@ -30,6 +32,7 @@ PAGES = {
         "stitch_mosaic", "stitch_seam_hard", "stitch_seam_blended",
         "stitch_labels_before", "stitch_labels_after",
     ],
+    "drift_correction": ["drift_path", "drift_kymograph_before", "drift_kymograph_after"],
 }
 """Picture name -> the panels it shows, in order."""
 
@@ -39,12 +42,13 @@ DOCS_DPI = 60
 
 def make_figures(demo_dir: str | Path, out_dir: str | Path) -> dict[str, Path]:
     """Write each picture of `PAGES` into `out_dir`; returns name -> path."""
-    from fractal_roi_tasks import demo
+    from fractal_roi_tasks import demo, demo_timelapse
     from fractal_roi_tasks.figures import compose
     from fractal_roi_tasks.figures.read import gather
 
     demo_dir = Path(demo_dir)
-    plates = [demo_dir / demo.DEMO_PLATE_NAME, demo_dir / demo.DEMO_TILES_NAME]
+    plates = [demo_dir / demo.DEMO_PLATE_NAME, demo_dir / demo.DEMO_TILES_NAME,
+              demo_timelapse.timelapse_path(demo_dir)]
     if not all(plate.exists() for plate in plates):
         from fractal_roi_tasks.cli import main
 

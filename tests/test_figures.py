@@ -15,9 +15,10 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib import image as mpimg  # noqa: E402
 
-from fractal_roi_tasks import demo  # noqa: E402
+from fractal_roi_tasks import demo, demo_timelapse  # noqa: E402
 from fractal_roi_tasks.cli import main  # noqa: E402
 from fractal_roi_tasks.figures import compose, panels  # noqa: E402
+from fractal_roi_tasks.figures.drift import KEYS as DRIFT_PANELS  # noqa: E402
 from fractal_roi_tasks.figures.read import CROP, gather  # noqa: E402
 
 ALL_PANELS = [
@@ -34,7 +35,9 @@ def demo_dir(tmp_path_factory):
 
 
 def _plates(demo_dir):
-    return [str(demo_dir / demo.DEMO_PLATE_NAME), str(demo_dir / demo.DEMO_TILES_NAME)]
+    """The two plates and the time-lapse."""
+    return [str(demo_dir / demo.DEMO_PLATE_NAME), str(demo_dir / demo.DEMO_TILES_NAME),
+            str(demo_timelapse.timelapse_path(demo_dir))]
 
 
 def test_demo_writes_the_overview_and_figure_redraws_it(demo_dir, tmp_path, capsys):
@@ -42,14 +45,20 @@ def test_demo_writes_the_overview_and_figure_redraws_it(demo_dir, tmp_path, caps
     assert overview.is_file()
     width, height = compose.figure_size_px(len(ALL_PANELS))
     assert mpimg.imread(overview).shape[:2] == (height, width)
+    # the time-lapse's drift panels: a figure of their own
+    drift = demo_dir / demo_timelapse.DEMO_DRIFT_FIGURE_NAME
+    width, height = compose.figure_size_px(len(DRIFT_PANELS))
+    assert mpimg.imread(drift).shape[:2] == (height, width)
 
     out = tmp_path / "mine.png"
-    assert main(["figure", *_plates(demo_dir), "-o", str(out)]) == 0
-    printed = capsys.readouterr().out
-    assert mpimg.imread(out).shape[:2] == (height, width)
-    for key in ALL_PANELS:
-        assert key in printed
-    assert "not drawn" not in printed
+    width, height = compose.figure_size_px(len(ALL_PANELS) + len(DRIFT_PANELS))
+    for paths in (_plates(demo_dir), [str(demo_dir)]):  # the plates and time-lapse, or their folder
+        assert main(["figure", *paths, "-o", str(out)]) == 0
+        printed = capsys.readouterr().out
+        assert mpimg.imread(out).shape[:2] == (height, width)
+        for key in (*ALL_PANELS, *DRIFT_PANELS):
+            assert key in printed
+        assert "not drawn" not in printed
 
     # only the HCS plate: the stitching panels cannot be made, and it says why
     assert main(["figure", _plates(demo_dir)[0], "-o", str(tmp_path / "hcs.png")]) == 0
@@ -60,8 +69,11 @@ def test_demo_writes_the_overview_and_figure_redraws_it(demo_dir, tmp_path, caps
 def test_panels_are_drawn_from_the_real_outputs(demo_dir):
     data = gather(*_plates(demo_dir))
     by_key = {panel.key: panel for panel in data.panels}
-    assert sorted(by_key) == sorted(ALL_PANELS)
+    assert sorted(by_key) == sorted([*ALL_PANELS, *DRIFT_PANELS])
     for panel in data.panels:
+        if panel.key == "drift_path":  # a plot, drawn by compose
+            assert panel.rgb is None and panel.plot.true_px is not None
+            continue
         assert panel.rgb.dtype == np.uint8 and panel.rgb.shape[2] == 3
 
     # ROI outlines sit exactly on the label image's boundary pixels (holes included)
