@@ -17,7 +17,7 @@ import roifile
 from roifile import ROI_OPTIONS, ROI_SUBTYPE, ROI_TYPE
 
 from fractal_roi_tasks.errors import InvalidInputError
-from fractal_roi_tasks.formats import get_format, imagej
+from fractal_roi_tasks.formats import get_format, imagej, imagej_properties
 from fractal_roi_tasks.formats.coordinates import ELLIPSE_VERTICES, scaled_ellipse
 from fractal_roi_tasks.rois import ObjectRoi, Polyline, RoiSet, extract_rois
 from fractal_roi_tasks.sample_data import load_cardiomyocyte_nuclei
@@ -384,7 +384,8 @@ def test_properties_are_what_roifile_writes_for_the_row():
         props = {**rows[n], "label_name": "retic", "z": ij.z_position - 1}
         expected = roifile.ImagejRoi()
         expected.properties = {
-            imagej._property_key(k): imagej._java_value(v) for k, v in props.items()
+            imagej_properties.property_key(k): imagej_properties.java_value(v)
+            for k, v in props.items()
         }
         assert ij.props == expected.props
         assert ij.properties["label_name"] == "retic"
