@@ -487,11 +487,11 @@ def test_histogram_threshold_matches_the_whole_image(name, sigma):
 
 
 def test_blocks_smoothed_with_a_halo_equal_the_whole_smoothing():
-    from fractal_roi_tasks.segmentation.threshold import _smooth
+    from fractal_roi_tasks.segmentation.threshold import smooth
 
     image = _bundled_channels()["hubble_red"]
     assert smoothing_halo_px(2.0) == 8 and smoothing_halo_px(0) == 0
-    smoothed = _smooth(image, 2.0)
+    smoothed = smooth(image, 2.0)
     _, histogram = _blocked_threshold(image, "otsu", 2.0, block_shape=(50, 61))
     counts, edges = np.histogram(smoothed, bins=NBINS)
     np.testing.assert_array_equal(histogram.counts, counts)
