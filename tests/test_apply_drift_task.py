@@ -94,7 +94,8 @@ def check_corrected(url, sample, before_image, *, exact_labels=True):
     for t in moved:  # channel 0: the nuclei stain
         after = correlation(image[t, 0][region], image[0, 0][region])
         before = correlation(before_image[t, 0][region], before_image[0, 0][region])
-        assert after > before + 0.1, (t, before, after)
+        # What decorrelation the drift made, correction takes away for the most part.
+        assert 1.0 - after < (1.0 - before) / 3.0, (t, before, after)
         assert after > 0.9, (t, after)
     return image, label, region
 

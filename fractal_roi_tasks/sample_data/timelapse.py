@@ -151,7 +151,8 @@ def drifting_frames(
 
 def _nuclei_source() -> tuple[np.ndarray, np.ndarray]:
     raw, nuclei = load_cardiomyocyte_nuclei()
-    return raw.astype(np.float64) / 255.0, nuclei
+    # The raw nuclei are uint16 over the full range; camera_counts wants [0, 1].
+    return raw.astype(np.float64) / float(np.iinfo(raw.dtype).max), nuclei
 
 
 def _moved_labels(labels: np.ndarray, path: np.ndarray, origin: tuple[int, int], size: int) -> np.ndarray:
