@@ -111,3 +111,18 @@ def test_a_failing_build_leaves_the_input_and_no_output(tmp_path):
         swap.build_once(output, {"source": "s1"}, fail, source_key="source", task="T")
     assert (source / "data.txt").read_text() == "input v1"
     assert not output.staging.complete.exists() and not output.staging.building.exists()
+
+
+def test_staging_names_its_hidden_siblings_as_the_module_docstring_says(tmp_path):
+    staging = swap.Staging.of(f"{tmp_path}/plate.zarr/B/03/0/")
+    assert staging.target == tmp_path / "plate.zarr" / "B" / "03" / "0"
+    well = staging.target.parent
+    assert (staging.building, staging.complete, staging.old, staging.trash) == (
+        well / ".0.building",
+        well / ".0.complete",
+        well / ".0.old",
+        well / ".0.trash",
+    )
+    assert staging == swap.Staging.of(staging.target)  # only the target makes a Staging
+    with pytest.raises(AttributeError, match="old"):
+        staging.old = tmp_path  # frozen: the paths follow the target

@@ -56,34 +56,32 @@ def crash_point(name: str) -> None:
         os._exit(1)
 
 
+class _Sibling:
+    """``{parent}/.{name}.{suffix}`` beside a `Staging`'s target, the suffix
+    being the attribute's own name (``staging.old`` -> ``.{name}.old``)."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.suffix = name
+
+    def __get__(self, staging: Staging | None, owner: type | None = None) -> Path | _Sibling:
+        if staging is None:
+            return self
+        return staging.target.parent / f".{staging.target.name}.{self.suffix}"
+
+
 @dataclass(frozen=True)
 class Staging:
-    """The sibling paths used to replace the directory `target`."""
+    """The sibling paths used to replace the directory `target` (module docstring)."""
 
     target: Path
+    building = _Sibling()
+    complete = _Sibling()
+    old = _Sibling()
+    trash = _Sibling()
 
     @classmethod
     def of(cls, target: str | os.PathLike[str]) -> Staging:
         return cls(Path(os.path.abspath(os.fspath(target).rstrip("/"))))
-
-    def _sibling(self, suffix: str) -> Path:
-        return self.target.parent / f".{self.target.name}.{suffix}"
-
-    @property
-    def building(self) -> Path:
-        return self._sibling("building")
-
-    @property
-    def complete(self) -> Path:
-        return self._sibling("complete")
-
-    @property
-    def old(self) -> Path:
-        return self._sibling("old")
-
-    @property
-    def trash(self) -> Path:
-        return self._sibling("trash")
 
 
 def recover(staging: Staging) -> None:
