@@ -7,7 +7,7 @@ import pytest
 
 from fractal_roi_tasks.errors import InvalidInputError, NotFoundError
 from fractal_roi_tasks.io.table_guard import guarded_rewrite, restore_interrupted
-from fractal_roi_tasks.io.wells import reference_of, well_url_of, wells_of
+from fractal_roi_tasks.io.wells import reference_of, reference_pairs, well_url_of, wells_of
 from fractal_roi_tasks.sample_data import make_plate
 from fractal_roi_tasks.tasks.init_calculate_registration import init_calculate_registration
 from fractal_roi_tasks.tasks.init_registration_consensus import init_registration_consensus
@@ -39,6 +39,15 @@ def test_consensus_init_gives_one_item_per_well(cycles):
         assert Path(item["zarr_url"]).name == "0"
         members = item["init_args"]["zarr_url_list"]
         assert sorted(Path(u).name for u in members) == ["0", "1", "2"]
+
+
+def test_reference_pairs_keep_the_order_given_and_a_reference_is_its_own(cycles):
+    urls = [img.zarr_url for img in cycles.images][::-1]
+    pairs = reference_pairs(urls, 1)
+    assert [p.zarr_url for p in pairs] == urls
+    for pair in pairs:
+        assert pair.is_reference == (Path(pair.zarr_url).name == "1")
+        assert Path(pair.reference_zarr_url) == Path(pair.zarr_url).parent / "1"
 
 
 def test_missing_reference_acquisition_names_what_the_well_has(cycles):

@@ -115,6 +115,41 @@ def acquisition_of(image_url: str, well: WellImages) -> int:
     )
 
 
+@dataclass(frozen=True)
+class ReferencePair:
+    """An image and the reference image of its well it registers against.
+
+    Attributes:
+        zarr_url: the image.
+        reference_zarr_url: the reference-acquisition image it pairs with
+            (`reference_of`); for a reference image, itself.
+        is_reference: the image is of the reference acquisition.
+    """
+
+    zarr_url: str
+    reference_zarr_url: str
+    is_reference: bool
+
+
+def reference_pairs(zarr_urls: list[str], reference_acquisition: int) -> list[ReferencePair]:
+    """Every image of `zarr_urls`, in that order, with its well's reference image.
+
+    Raises:
+        InvalidInputError: an image outside a plate well, without an
+            acquisition id, or whose reference image is ambiguous.
+        NotFoundError: a well without the reference acquisition, or an image
+            its well does not list.
+    """
+    wells = wells_of(zarr_urls)
+    pairs = []
+    for zarr_url in zarr_urls:
+        well = wells[well_url_of(zarr_url)]
+        is_reference = acquisition_of(zarr_url, well) == reference_acquisition
+        reference = reference_of(zarr_url, well, reference_acquisition)
+        pairs.append(ReferencePair(zarr_url, reference, is_reference))
+    return pairs
+
+
 def acquisition_in_well(image_url: str) -> int | None:
     """The acquisition id of an image listed in its plate well; None outside a plate.
 

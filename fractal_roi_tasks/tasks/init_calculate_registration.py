@@ -6,7 +6,7 @@ import logging
 
 from pydantic import validate_call
 
-from fractal_roi_tasks.io.wells import acquisition_of, reference_of, well_url_of, wells_of
+from fractal_roi_tasks.io.wells import reference_pairs, well_url_of
 
 logger = logging.getLogger(__name__)
 
@@ -33,18 +33,15 @@ def init_calculate_registration(
         reference_acquisition: Acquisition id of the reference cycle, as in
             the wells' metadata.
     """
-    wells = wells_of(zarr_urls)
-    items = []
-    for zarr_url in zarr_urls:
-        well = wells[well_url_of(zarr_url)]
-        if acquisition_of(zarr_url, well) == reference_acquisition:
-            continue
-        reference = reference_of(zarr_url, well, reference_acquisition)
-        items.append({"zarr_url": zarr_url, "init_args": {"reference_zarr_url": reference}})
+    items = [
+        {"zarr_url": pair.zarr_url, "init_args": {"reference_zarr_url": pair.reference_zarr_url}}
+        for pair in reference_pairs(zarr_urls, reference_acquisition)
+        if not pair.is_reference
+    ]
     logger.info(
         "%d images of %d wells to register against acquisition %d",
         len(items),
-        len(wells),
+        len({well_url_of(zarr_url) for zarr_url in zarr_urls}),
         reference_acquisition,
     )
     return {"parallelization_list": items}

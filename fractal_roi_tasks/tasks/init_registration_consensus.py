@@ -6,7 +6,7 @@ import logging
 
 from pydantic import validate_call
 
-from fractal_roi_tasks.io.wells import acquisition_of, reference_of, well_url_of, wells_of
+from fractal_roi_tasks.io.wells import reference_pairs
 
 logger = logging.getLogger(__name__)
 
@@ -26,14 +26,11 @@ def init_registration_consensus(
         reference_acquisition: Acquisition id of the reference cycle, as in
             the wells' metadata.
     """
-    wells = wells_of(zarr_urls)
     groups: dict[str, list[str]] = {}
-    for zarr_url in zarr_urls:
-        well = wells[well_url_of(zarr_url)]
-        reference = reference_of(zarr_url, well, reference_acquisition)
-        members = groups.setdefault(reference, [reference])
-        if acquisition_of(zarr_url, well) != reference_acquisition:
-            members.append(zarr_url)
+    for pair in reference_pairs(zarr_urls, reference_acquisition):
+        members = groups.setdefault(pair.reference_zarr_url, [pair.reference_zarr_url])
+        if not pair.is_reference:
+            members.append(pair.zarr_url)
     items = [
         {"zarr_url": reference, "init_args": {"zarr_url_list": members}}
         for reference, members in groups.items()
