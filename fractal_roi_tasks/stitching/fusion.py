@@ -32,8 +32,9 @@ was read. Memory is a few blocks' worth whatever the size of the mosaic.
 Where each part lives: `fractal_roi_tasks.stitching.mosaic` (placement,
 footprints, blocks and what each reads), `~.ownership` (owner scores,
 blending weights, a block's cells), `~.resampling` (the cubic kernel and
-the conversion back to the dtype); this module blends, and gives the
-geometry's names too, so a caller imports one place.
+the conversion back to the dtype); this module blends, pastes each pixel
+from its owner (`paste_by_owner`, for labels too), and gives the geometry's
+names too, so a caller imports one place.
 
 >>> tiles = [np.full((4, 6), 10, np.uint16), np.full((4, 6), 20, np.uint16)]
 >>> mosaic = mosaic_geometry([[0.0, 0.0], [0.0, 3.0]], [[4, 6], [4, 6]])
@@ -47,7 +48,7 @@ geometry's names too, so a caller imports one place.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Literal
 
 import numpy as np
@@ -66,7 +67,13 @@ from fractal_roi_tasks.stitching.mosaic import (  # noqa: F401  (the fusion API 
     mosaic_geometry,
     sorted_by_tile,
 )
-from fractal_roi_tasks.stitching.ownership import blend_factors, block_cells, cell_owner, owner_factors
+from fractal_roi_tasks.stitching.ownership import (
+    Cell,
+    blend_factors,
+    block_cells,
+    cell_owner,
+    owner_factors,
+)
 from fractal_roi_tasks.stitching.resampling import resample_part, to_dtype
 
 logger = logging.getLogger(__name__)
@@ -157,31 +164,51 @@ def fuse_block(
             (resampled[k][0][(..., *cell.source[i])], resampled[k][1])
             for i, k in enumerate(cell.members)
         ]
-        if len(cell.members) == 1:
-            values, fresh = pieces[0]
-            target[(..., *cell.inside[0])] = to_dtype(values, out_dtype, fresh=fresh)
-        elif blending == "none":
-            owner = cell_owner(cell, factors)
-            for i, (values, fresh) in enumerate(pieces):
-                np.copyto(
-                    target[(..., *cell.inside[i])],
-                    to_dtype(values, out_dtype, fresh=fresh),
-                    where=owner[cell.inside[i]] == i,
-                )
-        else:
-            total = np.zeros(target.shape, np.float32)
-            weight_sum = np.zeros(cell.shape, np.float32)
-            covers = np.zeros(cell.shape, np.uint8)
-            for i, k in enumerate(cell.members):
-                rows, cols = cell.source[i]
-                weight = np.multiply.outer(factors[k][0][rows], factors[k][1][cols])
-                total[(..., *cell.inside[i])] += np.multiply(pieces[i][0], weight, dtype=np.float32)
-                weight_sum[cell.inside[i]] += weight
-                covers[cell.inside[i]] += 1
-            # Pixels no member covers have total 0: dividing by the tiny value keeps them 0.
-            total /= np.maximum(weight_sum, np.float32(1e-30))
-            # Where one tile alone lies, its value as is (as in single-tile cells).
-            for i, (values, _) in enumerate(pieces):
-                np.copyto(total[(..., *cell.inside[i])], values, where=covers[cell.inside[i]] == 1)
-            target[...] = to_dtype(total, out_dtype, fresh=True)
+        if len(cell.members) == 1 or blending == "none":
+            converted = (to_dtype(values, out_dtype, fresh=fresh) for values, fresh in pieces)
+            paste_by_owner(target, cell, factors, converted)
+            continue
+        total = np.zeros(target.shape, np.float32)
+        weight_sum = np.zeros(cell.shape, np.float32)
+        covers = np.zeros(cell.shape, np.uint8)
+        for i, k in enumerate(cell.members):
+            rows, cols = cell.source[i]
+            weight = np.multiply.outer(factors[k][0][rows], factors[k][1][cols])
+            total[(..., *cell.inside[i])] += np.multiply(pieces[i][0], weight, dtype=np.float32)
+            weight_sum[cell.inside[i]] += weight
+            covers[cell.inside[i]] += 1
+        # Pixels no member covers have total 0: dividing by the tiny value keeps them 0.
+        total /= np.maximum(weight_sum, np.float32(1e-30))
+        # Where one tile alone lies, its value as is (as in single-tile cells).
+        for i, (values, _) in enumerate(pieces):
+            np.copyto(total[(..., *cell.inside[i])], values, where=covers[cell.inside[i]] == 1)
+        target[...] = to_dtype(total, out_dtype, fresh=True)
     return out
+
+
+def paste_by_owner(
+    target: np.ndarray,
+    cell: Cell,
+    factors: Sequence[tuple[np.ndarray, np.ndarray]],
+    pieces: Iterable[np.ndarray],
+) -> None:
+    """Write every pixel of one cell from the member tile that owns it.
+
+    The rule of blending ``"none"`` and of labels (`fractal_roi_tasks.stitching.labels`):
+    a cell with one member is a copy; otherwise `cell_owner` picks each pixel's tile.
+
+    Args:
+        target: the output over ``cell.box``, (..., h, w), written in place.
+        cell: one of `block_cells` of the block.
+        factors: `owner_factors` of every part of the block.
+        pieces: member ``i``'s values over ``cell.inside[i]``, in member order,
+            in ``target``'s dtype; taken one at a time, so a generator keeps
+            one converted piece in memory.
+    """
+    pieces = iter(pieces)
+    if len(cell.members) == 1:
+        target[(..., *cell.inside[0])] = next(pieces)
+        return
+    owner = cell_owner(cell, factors)
+    for i, piece in enumerate(pieces):
+        np.copyto(target[(..., *cell.inside[i])], piece, where=owner[cell.inside[i]] == i)

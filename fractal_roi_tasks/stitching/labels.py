@@ -56,6 +56,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from fractal_roi_tasks.errors import InvalidInputError
+from fractal_roi_tasks.stitching.fusion import paste_by_owner
 from fractal_roi_tasks.stitching.label_ids import integer_labels, unsigned_ids
 from fractal_roi_tasks.stitching.label_matching import (  # noqa: F401  (the de-duplication API in one place)
     TileOverlap,
@@ -72,7 +73,7 @@ from fractal_roi_tasks.stitching.mosaic import (
     checked_reads,
     sorted_by_tile,
 )
-from fractal_roi_tasks.stitching.ownership import block_cells, cell_owner, owner_factors
+from fractal_roi_tasks.stitching.ownership import block_cells, owner_factors
 
 logger = logging.getLogger(__name__)
 
@@ -126,17 +127,8 @@ def fuse_label_block(
         mapped.append(merge.map_ids(part.tile, values))
     factors = [owner_factors(part, mosaic) for part in parts]
     for cell in block_cells(parts, out.shape[-2:]):
-        target = out[(..., *cell.box)]
-        if len(cell.members) == 1:
-            target[(..., *cell.inside[0])] = mapped[cell.members[0]][(..., *cell.source[0])]
-            continue
-        owner = cell_owner(cell, factors)
-        for i, k in enumerate(cell.members):
-            np.copyto(
-                target[(..., *cell.inside[i])],
-                mapped[k][(..., *cell.source[i])],
-                where=owner[cell.inside[i]] == i,
-            )
+        pieces = [mapped[k][(..., *cell.source[i])] for i, k in enumerate(cell.members)]
+        paste_by_owner(out[(..., *cell.box)], cell, factors, pieces)
     if out.size and out.max() == UNKNOWN_ID:
         owners = np.broadcast_to(owner_block(mosaic, block, parts=parts), out.shape)
         tiles = np.unique(owners[out == UNKNOWN_ID]).tolist()
