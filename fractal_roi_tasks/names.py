@@ -91,3 +91,11 @@ STITCH_CORRECTION_COLUMNS = ("stitch_correction_y_micrometer", "stitch_correctio
 STITCH_QUALITY_COLUMN = "stitch_quality"
 STITCH_FALLBACK_COLUMN = "stitch_fallback"
 STITCH_LINKS_TABLE = "stitching_links"
+
+# Time series (Segment to ROIs): the time index of each row, the time in the
+# image's t unit (`rois.time_points.time_column` names it, e.g. "time_s"), and
+# the row index of tables whose rows span time points (label ids repeat across
+# t, so rows are named like the ROIs: "t3-7").
+TIME_INDEX_COLUMN = "t"
+TIME_COLUMN = "time_{unit}"
+ROI_NAME_INDEX = "roi_name"

@@ -214,21 +214,27 @@ def test_stitch_and_dedup_is_the_same_on_t1(tmp_path):
 
 
 def test_time_series_stop_with_a_clear_error_where_unsupported(tmp_path):
-    image = add_time_axis(make_image(tmp_path / "a" / "image.zarr", levels=2), frames=2)
     message = (
         r"Time series are not supported \(axes \('t', 'c', 'y', 'x'\)\); "
         r"run on one time point"
     )
-    with pytest.raises(InvalidInputError, match=message.replace("'c', ", "")):
-        segment_to_rois(zarr_url=image, label_name="nuclei")
-    with pytest.raises(InvalidInputError, match=message):
-        segment_to_rois(zarr_url=image, label_name="found", segmentation={"channel": DAPI})
     urls = small_plate(tmp_path / "p", frames=2)
     item = init_calculate_registration(zarr_urls=urls, zarr_dir="x")["parallelization_list"][0]
     with pytest.raises(InvalidInputError, match=message):
         calculate_registration(**item, channel=DAPI)
     with pytest.raises(InvalidInputError, match=message):
         stitch_and_dedup(zarr_url=tiled(tmp_path / "s", frames=2), channel={"label": "DAPI"})
+
+
+def test_segment_to_rois_works_on_every_time_point(tmp_path):
+    """Two equal time points: the same objects twice, at t 0 and 1 (tests/test_segment_time.py has more)."""
+    image = add_time_axis(make_image(tmp_path / "a" / "image.zarr", levels=2), frames=2)
+    segment_to_rois(zarr_url=image, label_name="nuclei")
+    features = tables_of(image)["nuclei_features"]
+    first, second = (features[features["t"] == t].set_index("label") for t in (0, 1))
+    assert len(first) > 100 and list(features.index[:1]) == [f"t0-{first.index[0]}"]
+    pd.testing.assert_frame_equal(first.drop(columns=["t", "time_s"]), second.drop(columns=["t", "time_s"]))
+    assert set(second["time_s"]) == {60.0}
 
 
 def test_consensus_and_apply_register_every_time_point(tmp_path):

@@ -9,8 +9,10 @@ import numpy as np
 import pandas as pd
 
 from fractal_roi_tasks.errors import InvalidInputError
+from fractal_roi_tasks.names import ROI_NAME_INDEX, TIME_INDEX_COLUMN
 from fractal_roi_tasks.rois.gc_pause import gc_paused
 from fractal_roi_tasks.rois.shapes import RoiSet
+from fractal_roi_tasks.rois.time_points import time_column
 
 
 def read_spatial(image_like, **selection) -> tuple[np.ndarray, tuple[str, ...]]:
@@ -61,8 +63,19 @@ def level_scale(ome_zarr: ngio.OmeZarrContainer, image_like, axes: tuple[str, ..
     return [float(getattr(here, axis)) / float(getattr(base, axis)) for axis in axes]
 
 
-def masking_table(roi_set: RoiSet, label_name: str) -> ngio.MaskingRoiTable:
-    """One bounding box per object, in micrometers, relative to the image origin."""
+def masking_table(
+    roi_set: RoiSet, label_name: str, *, time_step: float | None = None, time_unit: str | None = None
+) -> ngio.MaskingRoiTable:
+    """One bounding box per object, in micrometers, relative to the image origin.
+
+    For a set over time points (features with a ``t`` column, see
+    `rois.time_points`) each ROI also gets a ``t`` slice of one time point
+    (from ``t`` x `time_step`, `time_step` long, in the image's t unit: ngio
+    reads it back as that time point, and stores it as ``t_second`` /
+    ``len_t_second`` whatever the unit), the columns ``t`` and the time in
+    `time_unit`, and rows named like the ROIs ("t3-7"), as label ids repeat
+    across time points.
+    """
     feats = roi_set.features
     axes = ("x", "y", "z") if "bbox_z_um" in feats else ("x", "y")
     columns = [
@@ -70,6 +83,11 @@ def masking_table(roi_set: RoiSet, label_name: str) -> ngio.MaskingRoiTable:
         for axis in axes
     ]
     labels = feats["label"].tolist()
+    timed = TIME_INDEX_COLUMN in feats
+    if timed:
+        step = 1.0 if time_step is None else float(time_step)
+        time_name = time_column(time_unit)
+        times = feats[TIME_INDEX_COLUMN].tolist()
     # The same ROIs `Roi.from_values` builds, from plain lists rather than a
     # row iterator and its value dispatch: about half the time for many objects.
     make_slice, make_roi = ngio.RoiSlice, ngio.Roi
@@ -80,8 +98,21 @@ def masking_table(roi_set: RoiSet, label_name: str) -> ngio.MaskingRoiTable:
                 make_slice(axis_name=axis, start=start[i], length=length[i])
                 for axis, start, length in columns
             )
-            rois.append(make_roi(name=str(lab), slices=slices, label=int(lab), space="world"))
-        return ngio.MaskingRoiTable(rois, reference_label=label_name)
+            if not timed:
+                rois.append(make_roi(name=str(lab), slices=slices, label=int(lab), space="world"))
+                continue
+            t = int(times[i])
+            slices += (make_slice(axis_name="t", start=t * step, length=step),)
+            extra = {TIME_INDEX_COLUMN: t, time_name: t * step}
+            rois.append(make_roi(
+                name=roi_set.rois[i].name, slices=slices, label=int(lab), space="world", **extra
+            ))
+        if not timed:
+            return ngio.MaskingRoiTable(rois, reference_label=label_name)
+        meta = ngio.MaskingRoiTable(reference_label=label_name).meta.model_copy(
+            update={"index_key": ROI_NAME_INDEX, "index_type": "str", "instance_key": ROI_NAME_INDEX}
+        )
+        return ngio.MaskingRoiTable(rois, meta=meta)
 
 
 def feature_table(
@@ -90,15 +121,25 @@ def feature_table(
     """The measurements, one row per object, indexed by label.
 
     `extra` (one row per label, a ``label`` column) adds columns, e.g. the
-    per-skeleton summaries; objects missing from it get NaN.
+    per-skeleton summaries; objects missing from it get NaN. Over time
+    points (a ``t`` column) rows are matched on ``t`` and ``label`` and
+    indexed by the ROI names ("t3-7"), ``label`` kept as a column.
     """
     table = roi_set.features.copy()
     table["label"] = table["label"].astype(np.int64)
+    timed = TIME_INDEX_COLUMN in table
+    keys = ["label", TIME_INDEX_COLUMN] if timed else "label"
     if extra is not None:
         more = extra.copy()
         more["label"] = more["label"].astype(np.int64)
-        table = table.merge(more, on="label", how="left", suffixes=("", "_skeleton"))
-    return ngio.FeatureTable(table.set_index("label"), reference_label=label_name)
+        table = table.merge(more, on=keys, how="left", suffixes=("", "_skeleton"))
+    if not timed:
+        return ngio.FeatureTable(table.set_index("label"), reference_label=label_name)
+    table.index = pd.Index([roi.name for roi in roi_set.rois], name=ROI_NAME_INDEX)
+    meta = ngio.FeatureTable(reference_label=label_name).meta.model_copy(
+        update={"index_key": ROI_NAME_INDEX, "index_type": "str", "instance_key": ROI_NAME_INDEX}
+    )
+    return ngio.FeatureTable(table, meta=meta)
 
 
 def branch_table(branches: RoiSet) -> ngio.GenericTable:
@@ -109,12 +150,29 @@ def branch_table(branches: RoiSet) -> ngio.GenericTable:
 
 
 def label_properties(roi_set: RoiSet) -> list[dict]:
-    """Per-label entries for the ``image-label`` ``properties`` list."""
+    """Per-label entries for the ``image-label`` ``properties`` list.
+
+    Over time points, one entry per label value (the metadata knows no t):
+    in how many time points it occurs, the first and last, and its mean size.
+    """
     feats = roi_set.features
     area_column = "area_um2" if "area_um2" in feats else "volume_um3"
+    if TIME_INDEX_COLUMN not in feats:
+        return [
+            {"label-value": int(lab), "area_px": float(area), area_column: float(size)}
+            for lab, area, size in zip(feats["label"], feats["area_px"], feats[area_column])
+        ]
+    by_label = feats.groupby("label", sort=True)
+    times, areas = by_label[TIME_INDEX_COLUMN], by_label["area_px"].mean()
+    sizes = by_label[area_column].mean()
     return [
-        {"label-value": int(lab), "area_px": float(area), area_column: float(size)}
-        for lab, area, size in zip(feats["label"], feats["area_px"], feats[area_column])
+        {
+            "label-value": int(lab), "n_time_points": int(n), "t_first": int(first),
+            "t_last": int(last), "area_px_mean": float(area), f"{area_column}_mean": float(size),
+        }
+        for lab, n, first, last, area, size in zip(
+            areas.index, times.nunique(), times.min(), times.max(), areas, sizes
+        )
     ]
 
 

@@ -23,6 +23,7 @@ def segment_into_label(
     options: SegmentationOptions,
     *,
     level: str,
+    time_points: tuple[int, ...] | None = None,
 ) -> int:
     """Write label image `label_name` segmented from a channel.
 
@@ -37,11 +38,14 @@ def segment_into_label(
     the image, and written at full resolution; then the label pyramid is built
     (`io.pyramid.build_pyramid`). Memory: one ROI plus a few blocks.
 
+    A time series (`time_points` given) is segmented time point by time
+    point, each as an image of its own: its own threshold, ids from 1 unique
+    within that time point (they repeat across t), written at its t of the
+    t(z)yx label image; time points not chosen stay empty (0).
+
     Returns:
         The channel's index among the image's channels.
     """
-    from fractal_roi_tasks.segmentation import compute_threshold, segment_channel
-
     image = ome_zarr.get_image(path=level)
     channel = options.channel.index_in(image.channel_labels, image.wavelength_ids)
     require_table(ome_zarr, options.roi_table, zarr_url)
@@ -52,7 +56,25 @@ def segment_into_label(
             "segmentation options to replace it, or choose another label_name."
         )
 
-    read, shape, axes = channel_window_reader(image, channel)
+    label_full = ome_zarr.derive_label(label_name, overwrite=options.overwrite)
+    n_objects = 0
+    for t in (None,) if time_points is None else time_points:
+        n_objects += _segment_time_point(image, channel, rois, label_full, options, t=t)
+    build_pyramid(label_full)
+    logger.info(
+        "segmented %d objects over %d ROIs%s into %r (%s threshold)",
+        n_objects, len(rois),
+        "" if time_points is None else f" x {len(time_points)} time points",
+        label_name, options.method,
+    )
+    return channel
+
+
+def _segment_time_point(image, channel, rois, label_full, options, *, t) -> int:
+    """Segment one time point (`t` None: an image without t) into `label_full`; its object count."""
+    from fractal_roi_tasks.segmentation import compute_threshold, segment_channel
+
+    read, shape, axes = channel_window_reader(image, channel, t=t)
     threshold = options.threshold
     if options.method != "manual":
         channel_bytes = int(np.prod(shape)) * image.zarr_array.dtype.itemsize
@@ -65,15 +87,13 @@ def segment_into_label(
             threshold = blocked_threshold(
                 read, shape, method=options.method, smoothing_sigma=options.smoothing_sigma
             )
-
-    label_full = ome_zarr.derive_label(label_name, overwrite=options.overwrite)
     full_axes = tuple(a for a in ("z", "y", "x") if a in label_full.axes)
     roi_axes = tuple(a for a in ("z", "y", "x") if a in image.axes)
+    at = {} if t is None else {"t": int(t)}
+    where = "" if t is None else f" at time point {t}"
     next_id = 0
     if np.isnan(threshold):
-        logger.warning(
-            "channel %d of %s has no contrast: label image %r stays empty", channel, zarr_url, label_name
-        )
+        logger.warning("channel %d has no contrast%s: the labels stay empty there", channel, where)
         rois = []
     for roi in rois:
         window = roi_slices(image, roi, roi_axes)
@@ -96,14 +116,10 @@ def segment_into_label(
         labels[labels > 0] += next_id
         next_id += result.n_objects
         target_shape = tuple(s.stop - s.start for s in roi_slices(label_full, roi, full_axes))
-        label_full.set_roi(roi, _to_shape(labels, target_shape), axes_order=full_axes)
-        logger.debug("%s: %d objects (threshold %.4g)", roi.name, result.n_objects, result.threshold)
-    build_pyramid(label_full)
-    logger.info(
-        "segmented %d objects over %d ROIs into %r (%s threshold %.4g)",
-        next_id, len(rois), label_name, options.method, threshold,
-    )
-    return channel
+        label_full.set_roi(roi, _to_shape(labels, target_shape), axes_order=full_axes, **at)
+        logger.debug("%s%s: %d objects (threshold %.4g)", roi.name, where, result.n_objects, result.threshold)
+    logger.info("%d objects%s (%s threshold %.4g)", next_id, where, options.method, threshold)
+    return next_id
 
 
 def blocked_threshold(read, shape, *, method: str, smoothing_sigma: float) -> float:
@@ -125,8 +141,8 @@ def blocked_threshold(read, shape, *, method: str, smoothing_sigma: float) -> fl
     return threshold
 
 
-def channel_window_reader(image, channel: int):
-    """A reader of windows of one channel, straight from disk.
+def channel_window_reader(image, channel: int, *, t: int | None = None):
+    """A reader of windows of one channel (at time point `t`), straight from disk.
 
     Returns:
         (read(slices) -> array, shape, axes): `axes` is ("z", "y", "x") or
@@ -135,7 +151,7 @@ def channel_window_reader(image, channel: int):
     """
     on_disk = tuple(image.axes)
     size = dict(zip(on_disk, image.shape))
-    if "t" in on_disk and size["t"] != 1:
+    if t is None and "t" in on_disk and size["t"] != 1:
         raise InvalidInputError(
             f"Time series are not supported (axes {image.axes}); run on one time point."
         )
@@ -145,7 +161,7 @@ def channel_window_reader(image, channel: int):
     def read(slices: tuple[slice, ...]) -> np.ndarray:
         given = dict(zip(axes, slices))
         index = tuple(
-            given[a] if a in given else (channel if a == "c" else 0) for a in on_disk
+            given[a] if a in given else {"c": channel, "t": t or 0}.get(a, 0) for a in on_disk
         )
         return np.asarray(array[index])
 

@@ -21,6 +21,7 @@ from fractal_roi_tasks.names import (
     ROI_EXPORT_STEM,
     check_name,
 )
+from fractal_roi_tasks.rois.time_points import select_time_points
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +37,7 @@ def segment_to_rois(
     shape: Literal["polygon", "mask", "ellipse", "point", "skeleton"] = "polygon",
     skeletonize: bool = False,
     exports: list[Literal["json", "imagej", "geojson", "ome_xml"]] = [],  # noqa: B006
+    time_points: Optional[list[int]] = None,
 ) -> dict:
     """Turn every object of a label image into a ROI with its measurements.
 
@@ -48,12 +50,21 @@ def segment_to_rois(
     on request also ROI files for Fiji, QuPath, OMERO and napari next to the
     image, under `rois/{label_name}/`.
 
+    On a time-lapse (a `t` axis of more than one time point, label image
+    t(z)yx) each time point is its own image: objects are found per time
+    point, one ROI per object per time point, named `t{t}-{label}`; the
+    tables gain the time index `t` and the time in the image's unit (e.g.
+    `time_s`), and the ROI files place each ROI at its time point. A single
+    time point gives exactly what an image without `t` gives.
+
     Args:
         zarr_url: Path of the OME-Zarr image to process.
         label_name: The label image to read; with `segmentation`, the label
             image to write.
         segmentation: Segment a channel into `label_name` first, region by
-            region of a ROI table, with ids unique across the image.
+            region of a ROI table, with ids unique across the image (on a
+            time-lapse: each time point thresholded on its own, ids unique
+            within each time point).
         level: Pyramid level to work on ("0" is full resolution).
         min_area: Smallest object kept, in pixels (voxels in 3D) of the
             chosen `level`; smaller objects get no ROI. 0 keeps every object.
@@ -67,6 +78,8 @@ def segment_to_rois(
             shape and measurement), `imagej` (Fiji RoiSet .roi.zip), `geojson`
             (QuPath), `ome_xml` (OMERO, Bio-Formats; needs the `ome-xml`
             extra).
+        time_points: The time points to work on, as indices along t (0 is
+            the first); None: every one. Only for an image with a t axis.
     """
     check_name(label_name, what="label_name")
     if min_area < 0:
@@ -79,25 +92,35 @@ def segment_to_rois(
     channel = None
     if segmentation is None:
         require_label(ome_zarr, label_name, zarr_url)
+        source = ome_zarr.get_label(label_name, path=level)
     else:
+        source = ome_zarr.get_image(path=level)
+    chosen = select_time_points(source.dimensions.get("t"), time_points)
+    if segmentation is not None:
         from fractal_roi_tasks.io.segment_image import segment_into_label
 
-        channel = segment_into_label(ome_zarr, zarr_url, label_name, segmentation, level=level)
+        channel = segment_into_label(
+            ome_zarr, zarr_url, label_name, segmentation, level=level, time_points=chosen
+        )
 
     label = ome_zarr.get_label(label_name, path=level)
     image = None if channel is None else ome_zarr.get_image(path=level)
-    from fractal_roi_tasks.io.label_reads import measure_label
+    from fractal_roi_tasks.io.label_reads import measure_time_points, time_scale
 
     # The tables need no outlines: shapes are only traced for the files.
     measured_shape = shape if formats or shape == "skeleton" else "point"
-    roi_set, skeletons, axes = measure_label(
-        label, image, channel, shape=measured_shape, min_area=min_area, skeletonize=skeletonize
+    roi_set, skeletons, axes = measure_time_points(
+        label, image, channel, chosen, shape=measured_shape, min_area=min_area,
+        skeletonize=skeletonize,
     )
+    time_step, time_unit = time_scale(label) if chosen else (None, None)
 
     masking_name = MASKING_ROI_TABLE.format(label_name=label_name)
     feature_name = FEATURE_TABLE.format(label_name=label_name)
     ome_zarr.add_table(
-        masking_name, ngio_tables.masking_table(roi_set, label_name), overwrite=True
+        masking_name,
+        ngio_tables.masking_table(roi_set, label_name, time_step=time_step, time_unit=time_unit),
+        overwrite=True,
     )
     summaries = None if skeletons is None else skeletons.objects
     ome_zarr.add_table(
@@ -132,9 +155,10 @@ def segment_to_rois(
             written.append(str(fmt.write(f"{folder}/{stem}{fmt.EXTENSION}", exported, context=about)))
 
     logger.info(
-        "%s: %d objects%s in %r (level %s, %d below min_area) -> %s, %s%s%s",
+        "%s: %d objects%s%s in %r (level %s, %d below min_area) -> %s, %s%s%s",
         zarr_url,
         len(roi_set.rois),
+        "" if chosen is None else f" over {len(chosen)} time points",
         "" if skeletons is None else f", {len(exported.rois)} branches",
         label_name,
         level,
