@@ -28,12 +28,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fractal_roi_tasks.rois.cracks import HALF_SQRT2, plane_cracks
+
 logger = logging.getLogger(__name__)
 
 # Directions, clockwise on screen (row axis pointing down): east, south,
 # west, north. A left turn from d is (d + 3) % 4.
 _STEP = np.array([[0, 1], [1, 0], [0, -1], [-1, 0]], dtype=np.int64)
-_HALF_SQRT2 = float(np.sqrt(0.5))
 
 
 @dataclass(frozen=True)
@@ -234,36 +235,17 @@ def _trace_plane(label_plane: np.ndarray) -> Rings:
     from scipy.sparse.csgraph import connected_components, depth_first_order
 
     height, width = label_plane.shape
-    pw = width + 2
-    padded = np.zeros((height + 2, pw), dtype=label_plane.dtype)
-    padded[1:-1, 1:-1] = label_plane
-    flat = padded.ravel()
-    # Cracks between flat pixels q and q + pw (horizontal) or q and q + 1
-    # (vertical; never across a row end, where both pixels are padding).
-    upper = np.flatnonzero(flat[pw:] != flat[:-pw])
-    left = np.flatnonzero(flat[1:] != flat[:-1])
-    # Pixel of each edge, per side in `_directed_edges` order: E, W, N, S.
-    pixels, values = [], []
-    for candidates in (upper + pw, upper, left + 1, left):
-        value = flat[candidates]
-        keep = value != 0
-        pixels.append(candidates[keep])
-        values.append(value[keep])
-    # Per side: (ahead-left, ahead-right) offsets; where the left turn and
-    # the right turn go (side, pixel offset).
-    ahead = ((1 - pw, 1), (pw - 1, -1), (-pw - 1, -pw), (pw + 1, pw))
+    cracks = plane_cracks(label_plane)
+    pw, values = cracks.row_length, cracks.values
+    # Where the left turn and the right turn of each side go (side, pixel offset).
     turn_to = (((2, 1 - pw), (3, 0)), ((3, pw - 1), (2, 0)),
                ((1, -pw - 1), (0, 0)), ((0, pw + 1), (1, 0)))
-    weights, vertex_px, vertex_left, vertex_values = [], [], [], []
+    vertex_px, vertex_left, vertex_values = [], [], []
     for side in range(4):
-        p, value = pixels[side], values[side]
-        goes_left = flat[p + ahead[side][0]] == value
-        straight = ~goes_left & (flat[p + ahead[side][1]] == value)
-        weights.append(np.where(straight, 1.0, _HALF_SQRT2))
-        turning = ~straight
-        vertex_px.append(p[turning])
-        vertex_left.append(goes_left[turning])
-        vertex_values.append(value[turning])
+        turning = ~cracks.straight[side]
+        vertex_px.append(cracks.pixels[side][turning])
+        vertex_left.append(cracks.goes_left[side][turning])
+        vertex_values.append(values[side][turning])
     sizes = [len(v) for v in vertex_px]
     first = np.concatenate([[0], np.cumsum(sizes)])
     n = int(first[-1])
@@ -344,14 +326,7 @@ def _trace_plane(label_plane: np.ndarray) -> Rings:
     ring_labels = np.concatenate(vertex_values)[roots]
 
     object_labels = np.unique(ring_labels)
-    all_values = np.concatenate(values)
-    if int(object_labels[-1]) < max(4 * label_plane.size, 2**16):
-        lookup = np.zeros(int(object_labels[-1]) + 1, np.int64)
-        lookup[object_labels] = np.arange(len(object_labels))
-        rank = lookup[all_values]
-    else:  # sparse huge ids
-        rank = np.searchsorted(object_labels, all_values)
-    perimeter = np.bincount(rank, weights=np.concatenate(weights), minlength=len(object_labels))
+    perimeter = cracks.perimeter(object_labels)
     return _rings(coords, ring_of_vertex, ring_labels, object_labels, perimeter)
 
 
@@ -395,7 +370,7 @@ def trace_edges(labels, rows, cols, dirs, n_corner_cols, *, offset=(0, 0), dtype
     # A vertex of the polygon is the end of an edge whose successor turns.
     turns = dirs[succ] != dirs
     perimeter = np.bincount(
-        label_rank, weights=np.where(turns, _HALF_SQRT2, 1.0), minlength=len(unique_labels)
+        label_rank, weights=np.where(turns, HALF_SQRT2, 1.0), minlength=len(unique_labels)
     )
 
     vertex_edges, ring_of_vertex = _order_rings(succ, turns, label_rank)
