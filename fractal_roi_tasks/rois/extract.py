@@ -4,6 +4,8 @@ One pass over the image traces the exact outline of every object in every
 plane (`boundaries.trace_rings`); areas, centroids, bounding boxes, moments
 and perimeters follow from those outlines (`measure.plane_moments`). Only
 `shape="mask"` touches pixels again, each object in its own bounding box.
+`shape="point"` needs no outlines: the same figures, bit for bit, come from
+the boundary edges alone (`crack_moments`), at a fraction of the time.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from skimage.measure import points_in_poly
 
 from fractal_roi_tasks.errors import InvalidInputError
 from fractal_roi_tasks.rois.boundaries import Rings, trace_rings
+from fractal_roi_tasks.rois.crack_moments import crack_moments
 from fractal_roi_tasks.rois.gc_pause import gc_paused
 from fractal_roi_tasks.rois.measure import PlaneMoments, ellipse_axes, plane_moments
 from fractal_roi_tasks.rois.shapes import (
@@ -85,8 +88,12 @@ def extract_rois(
         )
 
     planes = [label_image] if ndim == 2 else list(label_image)
-    traced = [trace_rings(plane) for plane in planes]
-    measured = [plane_moments(rings) for rings in traced]
+    if shape == "point":  # no outlines needed: measure from the edges (same floats)
+        traced = []
+        measured = [crack_moments(plane) for plane in planes]
+    else:
+        traced = [trace_rings(plane) for plane in planes]
+        measured = [plane_moments(rings) for rings in traced]
     geometry = combine_planes(measured, ndim)
     keep = geometry["area_px"] >= min_area_px
     n_too_small = int((~keep).sum())
