@@ -143,7 +143,8 @@ def test_time_points_subset_and_one_roi_set_for_the_files(timelapse, monkeypatch
 
 def test_time_points_out_of_range_or_without_t_axis(timelapse):
     timed, plain = timelapse
-    with pytest.raises(InvalidInputError, match=r"time_points \[3, 7\] out of range: the image has 3 time points \(indices 0-2\)"):
+    out_of_range = r"time_points \[3, 7\] out of range: the image has 3 time points \(indices 0-2\)"
+    with pytest.raises(InvalidInputError, match=out_of_range):
         segment_to_rois(zarr_url=timed, label_name="nuclei", time_points=[0, 3, 7])
     with pytest.raises(InvalidInputError, match=r"time_points \[-1\] out of range"):
         segment_to_rois(zarr_url=timed, label_name="found", segmentation=DAPI, time_points=[-1])
@@ -157,11 +158,12 @@ def test_time_points_out_of_range_or_without_t_axis(timelapse):
 
 def test_segmentation_writes_a_t_label_image_every_level_each_time_point_alone(timelapse):
     timed, plain = timelapse
-    segment_to_rois(zarr_url=timed, label_name="found", segmentation=DAPI, shape="skeleton", skeletonize=True)
+    skeletons = {"segmentation": DAPI, "shape": "skeleton", "skeletonize": True}
+    segment_to_rois(zarr_url=timed, label_name="found", **skeletons)
     container = ngio.open_ome_zarr_container(timed)
     found = tables(timed, "found")
     for t, url in enumerate(plain):
-        segment_to_rois(zarr_url=url, label_name="found", segmentation=DAPI, shape="skeleton", skeletonize=True)
+        segment_to_rois(zarr_url=url, label_name="found", **skeletons)
         alone = ngio.open_ome_zarr_container(url)
         for path in container.level_paths:
             level = container.get_label("found", path=path)

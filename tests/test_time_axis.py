@@ -227,13 +227,14 @@ def test_time_series_stop_with_a_clear_error_where_unsupported(tmp_path):
 
 
 def test_segment_to_rois_works_on_every_time_point(tmp_path):
-    """Two equal time points: the same objects twice, at t 0 and 1 (tests/test_segment_time.py has more)."""
+    """Two equal time points: the same objects twice, at t 0 and 1 (more in test_segment_time.py)."""
     image = add_time_axis(make_image(tmp_path / "a" / "image.zarr", levels=2), frames=2)
     segment_to_rois(zarr_url=image, label_name="nuclei")
     features = tables_of(image)["nuclei_features"]
     first, second = (features[features["t"] == t].set_index("label") for t in (0, 1))
     assert len(first) > 100 and list(features.index[:1]) == [f"t0-{first.index[0]}"]
-    pd.testing.assert_frame_equal(first.drop(columns=["t", "time_s"]), second.drop(columns=["t", "time_s"]))
+    times = ["t", "time_s"]
+    pd.testing.assert_frame_equal(first.drop(columns=times), second.drop(columns=times))
     assert set(second["time_s"]) == {60.0}
 
 
