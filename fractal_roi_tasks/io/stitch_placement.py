@@ -25,6 +25,9 @@ class StitchPlan:
         tile_quality: (N,) best quality of a tile's accepted links (NaN: none).
         links: one row per measured overlap (tiles, offsets, quality, verdict).
         blending, label_names, min_overlap: the task's options.
+        placement_time_point: the time point whose pixels placed the tiles
+            (0 without a ``t`` axis); every time point is fused with this
+            one placement.
     """
 
     tiles: TileTable
@@ -36,6 +39,7 @@ class StitchPlan:
     blending: str
     label_names: list[str]
     min_overlap: float
+    placement_time_point: int = 0
 
 
 def place_image_tiles(
@@ -45,11 +49,13 @@ def place_image_tiles(
     *,
     channel: int,
     max_shift_um: float,
+    t: int = 0,
 ):
     """Placement of every tile, in full-resolution pixels of the prior's frame.
 
     Measures on ``image`` (the chosen pyramid level; stacks projected over
-    z), reading only the overlap windows, then scales to ``full_resolution``.
+    z) at time point ``t``, reading only the overlap windows, then scales to
+    ``full_resolution``.
 
     Returns:
         ``(placement, scale)``: the `Placement` in pixels of
@@ -67,8 +73,8 @@ def place_image_tiles(
     links = []
     windows = link_windows(prior, shapes, max_shift_px=max_shift_px)
     for done, window in enumerate(windows, start=1):
-        first = pixels.read_projected(window.first, window.first_box, c=channel)
-        second = pixels.read_projected(window.second, window.second_box, c=channel)
+        first = pixels.read_projected(window.first, window.first_box, c=channel, t=t)
+        second = pixels.read_projected(window.second, window.second_box, c=channel, t=t)
         links.append(measure_link(window, first, second, max_shift_px=max_shift_px))
         if done % 200 == 0:
             logger.info("measured %d of %d tile overlaps", done, len(windows))
@@ -113,11 +119,17 @@ def make_plan(
     blending: str,
     label_names: list[str],
     min_overlap: float,
+    placement_time_point: int = 0,
 ) -> StitchPlan:
-    """Place the tiles of one image and say what happened (INFO, WARNING on fallbacks)."""
+    """Place the tiles of one image and say what happened (INFO, WARNING on fallbacks).
+
+    ``placement_time_point`` (checked by the caller) is the time point whose
+    pixels are measured; the plan holds it for every time point to reuse.
+    """
     image = ome_zarr.get_image(path=level)
     placement, scale = place_image_tiles(
-        tiles, image, ome_zarr.get_image(), channel=channel, max_shift_um=max_shift_um
+        tiles, image, ome_zarr.get_image(), channel=channel, max_shift_um=max_shift_um,
+        t=placement_time_point,
     )
     n = len(tiles.names)
     quality = np.full(n, np.nan)
@@ -127,9 +139,11 @@ def make_plan(
                 quality[tile] = np.fmax(quality[tile], link.quality)
     accepted = [link for link in placement.links if link.accepted]
     rejected = [link for link in placement.links if not link.accepted]
+    when = f" on time point {placement_time_point}" if "t" in image.axes else ""
     logger.info(
-        "%s: %d tiles from their %s, %d overlaps measured at level %s, %d accepted, %d rejected",
-        zarr_url, n, tiles.prior_source, len(placement.links), level, len(accepted), len(rejected),
+        "%s: %d tiles from their %s, %d overlaps measured at level %s%s, %d accepted, %d rejected",
+        zarr_url, n, tiles.prior_source, len(placement.links), level, when, len(accepted),
+        len(rejected),
     )
     for link in rejected:
         logger.info("overlap %s-%s rejected: %s", tiles.names[link.first], tiles.names[link.second], link.reason)
@@ -150,4 +164,5 @@ def make_plan(
         blending=blending,
         label_names=list(label_names),
         min_overlap=min_overlap,
+        placement_time_point=placement_time_point,
     )

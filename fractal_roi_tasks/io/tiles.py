@@ -85,24 +85,46 @@ def read_tile_table(ome_zarr, roi_table: str, zarr_url: str, *, use_stage_positi
     return TileTable(names=names, prior_um=prior, prior_source=source, frame=frame, rois=rois)
 
 
+def time_points(image_like) -> int:
+    """How many time points ``image_like`` has (1 without a ``t`` axis)."""
+    return int(image_like.dimensions.get("t", default=1))
+
+
+def check_time_point(t: int, n_times: int, *, what: str, where: str) -> int:
+    """``t`` when it indexes one of ``n_times`` time points, else a clear error."""
+    if not 0 <= t < n_times:
+        has = f"has {n_times} time points (0 to {n_times - 1})" if n_times > 1 else "has one time point (0)"
+        raise InvalidInputError(f"{what} is {t}, but {where} {has}.")
+    return t
+
+
 class TilePixels:
     """Reads parts of tiles from one pyramid level of an image or label.
 
-    ``read(tile, (ys, xs), c=..., z=...)`` returns the tile's pixels in the
-    window (tile coordinates), axes in the array's order with y and x last;
-    ``c``/``z`` given select one channel/plane, None keeps the axis.
+    ``read(tile, (ys, xs), c=..., z=..., t=...)`` returns the tile's pixels
+    in the window (tile coordinates), axes in the array's order with y and x
+    last and without t; ``c``/``z`` given select one channel/plane, None
+    keeps the axis. ``t`` selects the time point (0 by default, and the only
+    one without a ``t`` axis): one time point is read at a time.
     """
 
     def __init__(self, image_like, boxes: list[tuple[slice, slice]]):
         self.array = image_like.zarr_array
         self.axes = tuple(image_like.axes)
         self.boxes = boxes
-        if "t" in self.axes and image_like.dimensions.get("t") != 1:
-            raise InvalidInputError(
-                f"Time series are not supported (axes {self.axes}); run on one time point."
-            )
+        self.n_times = time_points(image_like)
 
-    def read(self, tile: int, window: tuple[slice, slice], *, c: int | None = None, z: int | None = None):
+    def read(
+        self,
+        tile: int,
+        window: tuple[slice, slice],
+        *,
+        c: int | None = None,
+        z: int | None = None,
+        t: int = 0,
+    ):
+        if not 0 <= t < self.n_times:  # callers check user input; this guards their loops
+            raise InvalidInputError(f"Time point {t} asked for; the array has {self.n_times}.")
         ys, xs = self.boxes[tile]
         index = []
         for axis in self.axes:
@@ -114,13 +136,13 @@ class TilePixels:
                 index.append(slice(None) if c is None else c)
             elif axis == "z":
                 index.append(slice(None) if z is None else z)
-            else:  # t, of length 1
-                index.append(0)
+            else:  # t
+                index.append(t)
         return np.asarray(self.array[tuple(index)])
 
-    def read_projected(self, tile: int, window: tuple[slice, slice], *, c: int) -> np.ndarray:
-        """A 2D (h, w) float32 window: the maximum over z for a stack."""
-        pixels = self.read(tile, window, c=c)
+    def read_projected(self, tile: int, window: tuple[slice, slice], *, c: int, t: int = 0) -> np.ndarray:
+        """A 2D (h, w) float32 window of time point ``t``: the maximum over z for a stack."""
+        pixels = self.read(tile, window, c=c, t=t)
         if pixels.ndim == 3:
             pixels = pixels.max(axis=0)
         return pixels.astype(np.float32, copy=False)

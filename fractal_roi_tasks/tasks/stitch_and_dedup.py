@@ -28,6 +28,7 @@ def stitch_and_dedup(
     blending: Literal["linear", "none"] = "linear",
     label_names: Optional[list[str]] = None,
     min_overlap: Annotated[float, Field(gt=0, le=1)] = 0.5,
+    placement_time_point: Annotated[int, Field(ge=0)] = 0,
     overwrite_input: bool = False,
 ) -> dict:
     """Stitch the overlapping fields of view of an image into one, and de-duplicate its labels.
@@ -40,6 +41,12 @@ def stitch_and_dedup(
     stage position (logged, and marked in the new table). The tiles are then
     fused, every channel and plane, chunk by chunk; each label image is fused
     too, and objects cut by a tile border get one id.
+
+    A time-lapse (a `t` axis) is placed once, on `placement_time_point`,
+    and every time point is fused with that placement, one time point at a
+    time; labels are de-duplicated within each time point (ids are unique
+    within a time point, not across time points). The stitched image keeps
+    the `t` axis and its time scale.
 
     Args:
         zarr_url: Path of the OME-Zarr image with the tiles (set by Fractal).
@@ -60,6 +67,10 @@ def stitch_and_dedup(
         min_overlap: Two objects of neighbouring tiles are the same object
             when they share at least this fraction of the smaller one's part
             in the overlap.
+        placement_time_point: For a time-lapse: the time point whose pixels
+            place the tiles (0 is the first); pick one with clear content in
+            the overlaps. Every time point is fused with this placement.
+            Leave at 0 for an image without time points.
         overwrite_input: Replace the image by its stitched version; if unset,
             the stitched image is added next to it as `{image}_stitched` (in
             a plate: in the same well, same acquisition).
@@ -68,7 +79,7 @@ def stitch_and_dedup(
     from fractal_roi_tasks.io.open import open_image_container, require_label
     from fractal_roi_tasks.io.roi_tables import fingerprint
     from fractal_roi_tasks.io.stitch_placement import make_plan
-    from fractal_roi_tasks.io.tiles import read_tile_table
+    from fractal_roi_tasks.io.tiles import check_time_point, read_tile_table, time_points
     from fractal_roi_tasks.io.wells import acquisition_in_well, add_to_well
 
     check_name(roi_table, what="roi_table")
@@ -78,6 +89,10 @@ def stitch_and_dedup(
     ome_zarr = open_image_container(str(source))
     check_level(level, ome_zarr.level_paths)
     tiles = read_tile_table(ome_zarr, roi_table, str(source), use_stage_positions=use_stage_positions)
+    check_time_point(
+        placement_time_point, time_points(ome_zarr.get_image()),
+        what="placement_time_point", where=f"the image {str(source)!r}",
+    )
     channel_index = 0 if channel is None else channel.index_in(
         ome_zarr.channel_labels, ome_zarr.wavelength_ids
     )
@@ -90,13 +105,14 @@ def stitch_and_dedup(
         "roi_table": roi_table, "channel": channel_index, "level": level, "labels": labels,
         "use_stage_positions": use_stage_positions, "max_shift_um": max_shift_um,
         "blending": blending, "min_overlap": min_overlap,
+        "placement_time_point": placement_time_point,
     }
 
     def build(path: Path) -> dict:
         plan = make_plan(
             tiles, ome_zarr, str(source), channel=channel_index, level=level,
             max_shift_um=max_shift_um, blending=blending, label_names=labels,
-            min_overlap=min_overlap,
+            min_overlap=min_overlap, placement_time_point=placement_time_point,
         )
         stitch_output.build(str(source), ome_zarr, plan, roi_table, path)
         return {"output": fingerprint(stitch_output.written_table(path, roi_table))}
