@@ -222,8 +222,26 @@ def test_time_series_stop_with_a_clear_error_where_unsupported(tmp_path):
     item = init_calculate_registration(zarr_urls=urls, zarr_dir="x")["parallelization_list"][0]
     with pytest.raises(InvalidInputError, match=message):
         calculate_registration(**item, channel=DAPI)
-    with pytest.raises(InvalidInputError, match=message):
-        stitch_and_dedup(zarr_url=tiled(tmp_path / "s", frames=2), channel={"label": "DAPI"})
+
+
+def test_stitch_fuses_every_time_point_with_one_placement(tmp_path):
+    """Two equal time points: each fused frame equals the stitched t-less image."""
+    plain = stitch_and_dedup(zarr_url=tiled(tmp_path / "plain"), channel={"label": "DAPI"})
+    timed = stitch_and_dedup(zarr_url=tiled(tmp_path / "timed", frames=2), channel={"label": "DAPI"})
+    expected = ngio.open_ome_zarr_container(plain["image_list_updates"][0]["zarr_url"])
+    found = ngio.open_ome_zarr_container(timed["image_list_updates"][0]["zarr_url"])
+    image = found.get_image()
+    assert image.axes[0] == "t" and image.shape[0] == 2
+    label_name = found.list_labels()[0]
+    for t in range(2):
+        np.testing.assert_array_equal(image.get_array()[t], expected.get_image().get_array())
+        np.testing.assert_array_equal(
+            found.get_label(label_name).get_array()[t], expected.get_label(label_name).get_array()
+        )
+    with pytest.raises(InvalidInputError, match="placement_time_point is 5"):
+        stitch_and_dedup(
+            zarr_url=tiled(tmp_path / "bad", frames=2), channel={"label": "DAPI"}, placement_time_point=5
+        )
 
 
 def test_segment_to_rois_works_on_every_time_point(tmp_path):
