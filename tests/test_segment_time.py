@@ -115,13 +115,14 @@ def test_masking_rois_read_back_through_ngio_at_their_time_point(timelapse):
 
 def test_time_points_subset_and_one_roi_set_for_the_files(timelapse, monkeypatch):
     timed, plain = timelapse
-    handed = []
+    handed, contexts = [], []
 
     class Capture:
         EXTENSION = ".json"
 
         def write(self, path, roi_set, *, context):
             handed.append(roi_set)
+            contexts.append(context)
             return path
 
     monkeypatch.setattr(task_module, "get_format", lambda name: Capture())
@@ -133,12 +134,17 @@ def test_time_points_subset_and_one_roi_set_for_the_files(timelapse, monkeypatch
     assert {roi.t for roi in roi_set.rois} == {0, 2}
     assert all(roi.name == f"t{roi.t}-{roi.label}" for roi in roi_set.rois)
     assert list(roi_set.features["t"]) == [roi.t for roi in roi_set.rois]
+    # the writers learn the image's time axis, not only the time points chosen
+    time_keys = ("n_time_points", "time_spacing", "time_unit")
+    assert [contexts[0][k] for k in time_keys] == [N_FRAMES, 60.0, "second"]
 
     handed.clear()
+    contexts.clear()
     segment_to_rois(zarr_url=plain[0], label_name="nuclei", exports=["json"])
     (alone,) = handed
     assert all(roi.t is None for roi in alone.rois) and "t" not in alone.features
     assert [roi.name for roi in alone.rois] == [str(roi.label) for roi in alone.rois]
+    assert not set(time_keys) & set(contexts[0])
 
 
 def test_time_points_out_of_range_or_without_t_axis(timelapse):

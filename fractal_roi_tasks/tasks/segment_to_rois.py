@@ -151,6 +151,10 @@ def segment_to_rois(
             "scale": ngio_tables.level_scale(ome_zarr, label, axes),
             "channel": channel,
         }
+        if chosen:  # the files place each ROI at its time point (formats.context)
+            about.update(
+                n_time_points=source.dimensions.get("t"), time_spacing=time_step, time_unit=time_unit
+            )
         for fmt in formats:
             written.append(str(fmt.write(f"{folder}/{stem}{fmt.EXTENSION}", exported, context=about)))
 
