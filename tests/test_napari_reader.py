@@ -8,7 +8,6 @@ exactly as a viewer does when our reader returns it, and a `ViewerModel`
 import importlib
 import json
 import tomllib
-import warnings
 from pathlib import Path
 
 import ngio
@@ -35,18 +34,7 @@ from fractal_roi_tasks.rois import extract_branches, extract_rois
 from fractal_roi_tasks.rois.shapes import ObjectRoi, Polyline, RoiSet
 from fractal_roi_tasks.tasks.segment_to_rois import segment_to_rois
 from tests.label_cases import hard_cases_2d, hard_cases_3d
-
-with warnings.catch_warnings():
-    # npe2 0.10 (which napari imports) still declares pydantic-1 style fields;
-    # pydantic 2.12 warns about them once, at import.
-    for message in (
-        "Using extra keyword arguments on `Field` is deprecated",
-        "`json_encoders` is deprecated",
-        "`allow_mutation` is deprecated",
-    ):
-        warnings.filterwarnings("ignore", message=message, category=DeprecationWarning)
-    from napari.components import ViewerModel
-    from napari.layers import Image, Labels, Layer, Points, Shapes
+from tests.napari_imports import Image, Labels, Layer, Points, Shapes, ViewerModel
 
 SPACING_2D = (0.65, 0.65)
 SPACING_3D = (1.0, 0.65, 0.65)

@@ -9,7 +9,6 @@ pixels and a ROI put on the wrong time point would fill the wrong frame.
 """
 
 import json
-import warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -28,17 +27,8 @@ from fractal_roi_tasks.rois import extract_rois
 from fractal_roi_tasks.sample_data import load_cardiomyocyte_nuclei
 from tests.consumer_raster import fill_even_odd, paint
 from tests.label_cases import hard_cases_3d
+from tests.napari_imports import Labels, Layer, Points, Shapes
 from tests.test_format_ome_xml import rasterize
-
-with warnings.catch_warnings():
-    # npe2 (imported by napari) declares pydantic-1 style fields; pydantic warns at import.
-    for message in (
-        "Using extra keyword arguments on `Field` is deprecated",
-        "`json_encoders` is deprecated",
-        "`allow_mutation` is deprecated",
-    ):
-        warnings.filterwarnings("ignore", message=message, category=DeprecationWarning)
-    from napari.layers import Labels, Layer, Points, Shapes
 
 from fractal_roi_tasks.napari_reader import read_rois  # noqa: E402
 

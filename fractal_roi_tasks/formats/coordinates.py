@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from fractal_roi_tasks.rois.shapes import Ellipse, Polyline
+from fractal_roi_tasks.rois.shapes import Ellipse, Point, Polyline
 
 # Vertices of an ellipse written as a polygon: a multiple of 4 keeps the ends of
 # both axes exact (ImageJ's EllipseRoi uses 72 too).
@@ -59,6 +59,13 @@ def full_resolution_plane(z, scale: np.ndarray) -> int | None:
         return None
     corner = float(to_corner_based(np.array([[float(z)]]), scale[:1])[0, 0])
     return max(0, math.ceil(corner) - 1)
+
+
+def point_plane_xy(point: Point, scale: np.ndarray) -> tuple[int | None, np.ndarray]:
+    """A point's full-resolution plane (None in 2D) and its corner-based (x, y)."""
+    position = np.asarray(point.position, float)
+    xy = to_corner_based(position[None, -2:], scale[-2:])[0, ::-1]
+    return (full_resolution_plane(position[0], scale) if len(position) == 3 else None), xy
 
 
 def scaled_ellipse(ellipse: Ellipse, scale: np.ndarray):

@@ -77,6 +77,7 @@ from fractal_roi_tasks.formats.coordinates import (
     ellipse_vertices,
     full_resolution_plane,
     is_axis_aligned,
+    point_plane_xy,
     polyline_runs,
     scaled_ellipse,
     to_corner_based,
@@ -252,9 +253,7 @@ def _geometries(roi: ObjectRoi, polygons: list, outlines: list[str], scale, ndim
         if isinstance(shape, Ellipse):
             yield full_resolution_plane(shape.z, scale), _ellipse_geometry(shape, scale)
         elif isinstance(shape, Point):
-            position = np.asarray(shape.position, float)
-            xy = to_corner_based(position[None, -2:], scale[-2:])[0, ::-1]
-            plane = full_resolution_plane(position[0], scale) if ndim == 3 else None
+            plane, xy = point_plane_xy(shape, scale)
             yield plane, [_point_geometry(xy)]
         elif isinstance(shape, Polyline):
             yield from _line_geometries(shape, scale)

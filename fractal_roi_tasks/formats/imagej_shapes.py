@@ -17,6 +17,7 @@ from fractal_roi_tasks.formats.batch import by_plane, gather_rings
 from fractal_roi_tasks.formats.coordinates import (
     ellipse_vertices,
     full_resolution_plane,
+    point_plane_xy,
     polyline_runs,
     scaled_ellipse,
     to_corner_based,
@@ -40,9 +41,7 @@ def shape_rois(roi: ObjectRoi, polygons: list, first: int, outlines, scale, ndim
         if isinstance(shape, Ellipse):
             yield full_resolution_plane(shape.z, scale), _ellipse_roi(shape, scale)
         elif isinstance(shape, Point):
-            position = np.asarray(shape.position, float)
-            xy = to_corner_based(position[None, -2:], scale[-2:])[0, ::-1]
-            plane = full_resolution_plane(position[0], scale) if ndim == 3 else None
+            plane, xy = point_plane_xy(shape, scale)
             yield plane, _point_roi(xy)
         elif isinstance(shape, Polyline):
             yield from _polyline_rois(shape, scale, ndim)
