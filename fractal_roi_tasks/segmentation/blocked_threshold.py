@@ -94,11 +94,12 @@ def channel_histogram(
     Returns:
         The `ChannelHistogram`.
     """
-    from fractal_roi_tasks.segmentation.threshold import _smooth, _validate_sigma
+    from fractal_roi_tasks.segmentation.threshold import smooth as smooth_channel
+    from fractal_roi_tasks.segmentation.validation import validate_sigma
 
     if method not in ("otsu", "li", "triangle"):
         raise InvalidInputError(f"method must be otsu, li or triangle, got {method!r}.")
-    _validate_sigma(smoothing_sigma)
+    validate_sigma(smoothing_sigma)
     image_shape = tuple(int(n) for n in image_shape)
     if len(image_shape) not in (2, 3) or min(image_shape) < 1:
         raise InvalidInputError(f"image_shape must be (Y, X) or (Z, Y, X), got {image_shape}.")
@@ -113,7 +114,7 @@ def channel_histogram(
             if raw.dtype == np.bool_ or not np.issubdtype(raw.dtype, np.number):
                 raise InvalidInputError(f"the channel must hold numbers, got dtype {raw.dtype}.")
             crop = tuple(slice(c.start - o.start, c.stop - o.start) for c, o in zip(core, outer))
-            yield raw[crop], _smooth(raw, smoothing_sigma)[crop]
+            yield raw[crop], smooth_channel(raw, smoothing_sigma)[crop]
 
     raw_lo = raw_hi = lo = hi = None
     for raw, smooth in smoothed_blocks():  # pass 1: the ranges

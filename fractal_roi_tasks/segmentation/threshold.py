@@ -313,8 +313,3 @@ def _empty_result(shape: tuple[int, ...]) -> SegmentationResult:
         n_too_large=0,
     )
 
-
-# The names blocked_threshold.py imports today; it should import `smooth` and
-# `validation.validate_sigma` instead, and these two lines then go.
-_smooth = smooth
-_validate_sigma = validate_sigma
