@@ -153,8 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
     figure = _add_command(
         commands, "figure", figure_command, help="draw an overview PNG of what the tasks did on a plate or image",
         description="Draw one panel per operation (ROI outlines, registration overlay,\n"
-        "stitched mosaic, seam, labels before/after de-duplication) from a plate\n"
-        "or image the tasks have run on. Needs matplotlib "
+        "stitched mosaic, seam, labels before/after de-duplication; for a time-lapse\n"
+        "the drift path and kymographs before/after correction) from a plate, image\n"
+        "or folder the tasks have run on. Needs matplotlib "
         '(pip install "fractal-roi-tasks[figure]").',
     )
     figure.add_argument("paths", nargs="+", metavar="IMAGE_OR_PLATE", help="OME-Zarr plate(s) or image(s)")
