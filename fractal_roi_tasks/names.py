@@ -82,7 +82,8 @@ TRANSLATION_COLUMN = "translation_{axis}"
 TRANSLATION_COLUMNS = tuple(TRANSLATION_COLUMN.format(axis=a) for a in "zyx")
 QUALITY_COLUMN = "registration_quality"
 FALLBACK_COLUMN = "registration_fallback"
-REFERENCE_COLUMNS = ("z_micrometer_reference", "y_micrometer_reference", "x_micrometer_reference")
+REFERENCE_COLUMN = "{axis}_micrometer_reference"
+REFERENCE_COLUMNS = tuple(REFERENCE_COLUMN.format(axis=a) for a in "zyx")
 REGISTERED_TABLE = "{roi_table}_registered"
 
 # Stitching: where each tile went and how sure we are.

@@ -23,14 +23,21 @@ import numpy as np
 import pandas as pd
 
 from fractal_roi_tasks.errors import InvalidInputError, NotFoundError
-from fractal_roi_tasks.names import REFERENCE_COLUMNS
+from fractal_roi_tasks.names import (
+    FALLBACK_COLUMN,
+    QUALITY_COLUMN,
+    REFERENCE_COLUMN,
+    REFERENCE_COLUMNS,
+    ROI_LENGTH_COLUMN,
+    ROI_START_COLUMN,
+    TRANSLATION_COLUMNS,
+)
 
 logger = logging.getLogger(__name__)
 
 AXES = ("z", "y", "x")
 REGISTRATION_COLUMNS = (
-    "translation_z", "translation_y", "translation_x",
-    "registration_quality", "registration_fallback", *REFERENCE_COLUMNS,
+    *TRANSLATION_COLUMNS, QUALITY_COLUMN, FALLBACK_COLUMN, *REFERENCE_COLUMNS,
 )
 _WHOLE = 1e-3  # pixels: micrometer round-off, not a sub-pixel bound
 _SAME_UM = 1e-6  # micrometers: round-off between two tables' lengths
@@ -61,14 +68,14 @@ def roi_pairs(frame: pd.DataFrame, table_name: str) -> list[RoiPair]:
     pairs = []
     for name, row in frame.iterrows():
         def column(template, row=row):
-            return tuple(float(row.get(template.format(a), 0.0)) for a in AXES)
+            return tuple(float(row.get(template.format(axis=a), 0.0)) for a in AXES)
 
         pairs.append(RoiPair(
             name=str(name),
-            start_um=column("{}_micrometer"),
-            reference_start_um=column("{}_micrometer_reference"),
+            start_um=column(ROI_START_COLUMN),
+            reference_start_um=column(REFERENCE_COLUMN),
             length_um=tuple(
-                float(row.get(f"len_{a}_micrometer", 1.0)) for a in AXES
+                float(row.get(ROI_LENGTH_COLUMN.format(axis=a), 1.0)) for a in AXES
             ),
         ))
     return pairs
@@ -99,7 +106,7 @@ def with_reference_rois(
     reference = reference_frame.set_axis(reference_names).loc[names]
     unequal = set()
     for axis in AXES:
-        length = f"len_{axis}_micrometer"
+        length = ROI_LENGTH_COLUMN.format(axis=axis)
         if length in frame and length in reference:
             differ = ~np.isclose(frame[length].to_numpy(float), reference[length].to_numpy(float),
                                  rtol=0, atol=_SAME_UM)
@@ -112,7 +119,7 @@ def with_reference_rois(
         )
     frame = frame.copy()
     for axis, column in zip(AXES, REFERENCE_COLUMNS):
-        start = f"{axis}_micrometer"
+        start = ROI_START_COLUMN.format(axis=axis)
         values = reference[start].to_numpy(float) if start in reference else np.zeros(len(names))
         frame[column] = values
     return frame
@@ -226,7 +233,7 @@ def in_reference_frame(frame: pd.DataFrame, *, registered: bool) -> pd.DataFrame
     if registered:
         for axis, reference in zip(AXES, REFERENCE_COLUMNS):
             if reference in frame:
-                frame[f"{axis}_micrometer"] = frame[reference]
+                frame[ROI_START_COLUMN.format(axis=axis)] = frame[reference]
         return frame
     return frame.drop(columns=[c for c in REGISTRATION_COLUMNS if c in frame])
 
@@ -240,8 +247,8 @@ def masking_in_reference_frame(frame: pd.DataFrame, pairs: list[RoiPair]) -> pd.
     """
     keep, rows = [], []
     for name, row in frame.iterrows():
-        start = np.array([float(row.get(f"{a}_micrometer", 0.0)) for a in AXES])
-        length = np.array([float(row.get(f"len_{a}_micrometer", 0.0)) for a in AXES])
+        start = np.array([float(row.get(ROI_START_COLUMN.format(axis=a), 0.0)) for a in AXES])
+        length = np.array([float(row.get(ROI_LENGTH_COLUMN.format(axis=a), 0.0)) for a in AXES])
         centre = start + length / 2
         for pair in pairs:
             low, size = np.array(pair.start_um), np.array(pair.length_um)
@@ -251,9 +258,9 @@ def masking_in_reference_frame(frame: pd.DataFrame, pairs: list[RoiPair]) -> pd.
                 hi = np.minimum(start + length + offset, np.array(pair.reference_start_um) + size)
                 new = row.copy()
                 for index, axis in enumerate(AXES):
-                    if f"{axis}_micrometer" in frame:
-                        new[f"{axis}_micrometer"] = lo[index]
-                        new[f"len_{axis}_micrometer"] = hi[index] - lo[index]
+                    if ROI_START_COLUMN.format(axis=axis) in frame:
+                        new[ROI_START_COLUMN.format(axis=axis)] = lo[index]
+                        new[ROI_LENGTH_COLUMN.format(axis=axis)] = hi[index] - lo[index]
                 keep.append(name)
                 rows.append(new)
                 break

@@ -209,6 +209,8 @@ def write_tables(new, plan: StitchPlan, roi_table: str, tile_positions_px: np.nd
     import ngio
 
     from fractal_roi_tasks.names import (
+        ROI_LENGTH_COLUMN,
+        STAGE_COLUMN,
         STITCH_CORRECTION_COLUMNS,
         STITCH_FALLBACK_COLUMN,
         STITCH_LINKS_TABLE,
@@ -225,13 +227,12 @@ def write_tables(new, plan: StitchPlan, roi_table: str, tile_positions_px: np.nd
     rois = []
     for index, name in enumerate(plan.tiles.names):
         height, width = (
-            float(frame.iloc[index]["len_y_micrometer"]),
-            float(frame.iloc[index]["len_x_micrometer"]),
+            float(frame.iloc[index][ROI_LENGTH_COLUMN.format(axis=a)]) for a in "yx"
         )
         y_um, x_um = whole[index] * spacing
         extra = {
             column: float(frame.iloc[index][column])
-            for column in ("x_micrometer_original", "y_micrometer_original")
+            for column in (STAGE_COLUMN.format(axis=a) for a in "xy")
             if column in frame.columns
         }
         correction = plan.correction_px[index] * spacing

@@ -16,11 +16,12 @@ import pandas as pd
 
 from fractal_roi_tasks.errors import InvalidInputError, NotFoundError
 from fractal_roi_tasks.io.ngio_tables import roi_slices
+from fractal_roi_tasks.names import ROI_START_COLUMN, STAGE_COLUMN
 
 logger = logging.getLogger(__name__)
 
-STAGE_COLUMNS = ("y_micrometer_original", "x_micrometer_original")
-ROI_COLUMNS = ("y_micrometer", "x_micrometer")
+STAGE_COLUMNS = tuple(STAGE_COLUMN.format(axis=a) for a in "yx")
+ROI_COLUMNS = tuple(ROI_START_COLUMN.format(axis=a) for a in "yx")
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,8 @@ from fractal_roi_tasks.names import (
     QUALITY_COLUMN,
     REFERENCE_COLUMNS,
     REGISTERED_TABLE,
+    ROI_LENGTH_COLUMN,
+    ROI_START_COLUMN,
     TRANSLATION_COLUMNS,
     check_name,
 )
@@ -85,8 +87,8 @@ def find_registration_consensus(
     boxes = {}
     for name in names:
         row = reference.loc[name]
-        start = [row[f"{a}_micrometer"] / p for a, p in zip(_AXES, pixel)]
-        length = [row[f"len_{a}_micrometer"] / p for a, p in zip(_AXES, pixel)]
+        start = [row[ROI_START_COLUMN.format(axis=a)] / p for a, p in zip(_AXES, pixel)]
+        length = [row[ROI_LENGTH_COLUMN.format(axis=a)] / p for a, p in zip(_AXES, pixel)]
         shifts = {url: translations[url][0].loc[name].to_numpy() / pixel for url in urls}
         boxes[name] = consensus_boxes(start, length, shifts)
 
@@ -96,8 +98,8 @@ def find_registration_consensus(
         used, fallback, quality = translations[url]
         for a, p in enumerate(pixel):
             axis = _AXES[a]
-            frame[f"{axis}_micrometer"] = [boxes[n][url].start_px[a] * p for n in names]
-            frame[f"len_{axis}_micrometer"] = [boxes[n][url].length_px[a] * p for n in names]
+            frame[ROI_START_COLUMN.format(axis=axis)] = [boxes[n][url].start_px[a] * p for n in names]
+            frame[ROI_LENGTH_COLUMN.format(axis=axis)] = [boxes[n][url].length_px[a] * p for n in names]
             frame[REFERENCE_COLUMNS[a]] = [boxes[n][url].reference_start_px[a] * p for n in names]
         frame[list(TRANSLATION_COLUMNS)] = used.to_numpy()
         frame[QUALITY_COLUMN] = quality
