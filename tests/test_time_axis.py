@@ -213,15 +213,15 @@ def test_stitch_and_dedup_is_the_same_on_t1(tmp_path):
     assert_same_image(plain_url, timed_url)
 
 
-def test_time_series_stop_with_a_clear_error_where_unsupported(tmp_path):
-    message = (
-        r"Time series are not supported \(axes \('t', 'c', 'y', 'x'\)\); "
-        r"run on one time point"
-    )
-    urls = small_plate(tmp_path / "p", frames=2)
-    item = init_calculate_registration(zarr_urls=urls, zarr_dir="x")["parallelization_list"][0]
-    with pytest.raises(InvalidInputError, match=message):
-        calculate_registration(**item, channel=DAPI)
+def test_calculate_registration_on_two_equal_time_points_gives_the_t_less_table(tmp_path):
+    """Measured on time point 0 (more in test_registration_time.py)."""
+    plain = small_plate(tmp_path / "plain")
+    timed = small_plate(tmp_path / "timed", frames=2)
+    calculate(plain)
+    calculate(timed)
+    for plain_url, timed_url in zip(plain, timed):
+        assert_same_tables(plain_url, timed_url)
+    assert "translation_x" in tables_of(timed[1])["FOV_ROI_table"]
 
 
 def test_stitch_fuses_every_time_point_with_one_placement(tmp_path):

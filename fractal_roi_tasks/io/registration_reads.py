@@ -31,8 +31,8 @@ from types import SimpleNamespace
 import numpy as np
 
 from fractal_roi_tasks.arguments import ChannelChoice
-from fractal_roi_tasks.errors import InvalidInputError
 from fractal_roi_tasks.io.ngio_tables import roi_slices, spacing_um
+from fractal_roi_tasks.io.tiles import check_time_point, time_points
 from fractal_roi_tasks.registration import (
     RefinementWindows,
     ShiftEstimate,
@@ -79,21 +79,31 @@ class LevelPair:
             whole and binned).
         factor: coarse pixel size over the requested one.
         channel: index of the registration channel.
+        time_point: the time point every read takes (0 without a ``t`` axis).
     """
 
     image: object
     coarse: object | None
     factor: int
     channel: int
+    time_point: int = 0
+
+    def read(self, image, box: Mapping[str, slice]) -> BoxRead:
+        """Read `box` of `image` (this level or its coarse one): this channel and time point."""
+        return BoxRead(image, self.channel, box, self.time_point)
 
 
-def open_levels(ome_zarr, level: str, channel: ChannelChoice, axes: tuple[str, ...]) -> LevelPair:
-    """The requested level and the one about 4x coarser in y and x (2x to 8x, whole ratios)."""
+def open_levels(
+    ome_zarr, level: str, channel: ChannelChoice, axes: tuple[str, ...], *, time_point: int = 0, where: str = ""
+) -> LevelPair:
+    """The requested level and the one about 4x coarser in y and x (2x to 8x, whole ratios).
+
+    Every read takes the one time point ``time_point``: an error (naming
+    the image by ``where``) when the image has no such time point (without
+    a ``t`` axis only 0 exists).
+    """
     image = ome_zarr.get_image(path=level)
-    if "t" in image.axes and image.dimensions.get("t") != 1:
-        raise InvalidInputError(
-            f"Time series are not supported (axes {image.axes}); run on one time point."
-        )
+    check_time_point(time_point, time_points(image), what="time_point", where=where or "the image")
     index = channel.index_in(image.channel_labels, image.wavelength_ids)
     best = None
     for path in ome_zarr.level_paths:
@@ -105,8 +115,8 @@ def open_levels(ome_zarr, level: str, channel: ChannelChoice, axes: tuple[str, .
                 best = (other, factor)
     if best is None:
         logger.debug("no pyramid level 2x to 8x coarser than %s: binning level %s", level, level)
-        return LevelPair(image, None, 0, index)
-    return LevelPair(image, best[0], best[1], index)
+        return LevelPair(image, None, 0, index, time_point)
+    return LevelPair(image, best[0], best[1], index, time_point)
 
 
 @dataclass(frozen=True)
@@ -117,11 +127,13 @@ class BoxRead:
         image: an ngio image (one pyramid level).
         channel: channel index (ignored when the image has no ``c`` axis).
         box: pixel slices by axis name; an axis not named is read whole.
+        time_point: time point index (ignored when the image has no ``t`` axis).
     """
 
     image: object
     channel: int
     box: Mapping[str, slice]
+    time_point: int = 0
 
 
 def read_boxes(reads: Sequence[BoxRead], axes: tuple[str, ...]) -> list[np.ndarray]:
@@ -130,8 +142,9 @@ def read_boxes(reads: Sequence[BoxRead], axes: tuple[str, ...]) -> list[np.ndarr
     Each box is read straight from the image's zarr array; several boxes
     are read at once through zarr's asynchronous arrays (one event-loop run
     per group), in groups whose chunks being decoded at the same time stay
-    under `_IN_FLIGHT_BYTES`. An image with other axes than ``c`` and
-    ``axes`` is read through ngio instead, one box at a time.
+    under `_IN_FLIGHT_BYTES`. Each read takes one channel and one time
+    point. An image with other axes than ``t``, ``c`` and ``axes`` is read
+    through ngio instead, one box at a time.
 
     Args:
         reads: the boxes to read.
@@ -155,7 +168,8 @@ def read_boxes(reads: Sequence[BoxRead], axes: tuple[str, ...]) -> list[np.ndarr
                 out[k] = pixels
     for k, (read, plan) in enumerate(zip(reads, plans)):
         if plan is None:
-            out[k] = np.asarray(read.image.get_array(axes_order=list(axes), c=read.channel, **read.box))
+            when = {"t": read.time_point} if "t" in read.image.axes else {}
+            out[k] = np.asarray(read.image.get_array(axes_order=list(axes), c=read.channel, **when, **read.box))
             continue
         pixels = np.asarray(arrays[k][plan[0]] if out[k] is None else out[k])
         out[k] = pixels if plan[1] is None else pixels.transpose(plan[1])
@@ -191,12 +205,12 @@ def _groups(indices: list[int], arrays: list, plans: list) -> list[list[int]]:
 def _index(read: BoxRead, axes: tuple[str, ...]) -> tuple[tuple, list[int] | None] | None:
     """(zarr index, transpose to ``axes`` or None) of a read, or None when ngio must read it."""
     on_disk = tuple(read.image.axes)
-    if not set(on_disk) <= {"c", *axes}:
+    if not set(on_disk) <= {"t", "c", *axes}:
         return None
     index, kept = [], []
     for axis in on_disk:
-        if axis == "c":
-            index.append(read.channel)
+        if axis in ("t", "c"):  # one of each: the index drops the axis
+            index.append(read.channel if axis == "c" else read.time_point)
         else:
             index.append(read.box.get(axis, slice(None)))
             kept.append(axis)
@@ -225,13 +239,13 @@ class _CoarseLevel:
         nbytes = box_px * np.dtype(level.coarse.zarr_array.dtype).itemsize
         self.box = None
         if nbytes <= _COARSE_BOX_BYTES and 2 * covered_px >= box_px:
-            self.box = BoxRead(level.coarse, level.channel, {a: slice(b, e) for a, b, e in zip(axes, starts, stops)})
+            self.box = level.read(level.coarse, {a: slice(b, e) for a, b, e in zip(axes, starts, stops)})
             self.origin = starts
         else:
             logger.debug("coarse level: %d bytes around %d ROIs, one read per ROI", nbytes, len(rois))
 
     def read(self, index: int) -> BoxRead:
-        return BoxRead(self.level.coarse, self.level.channel, dict(zip(self.axes, self.slices[index])))
+        return self.level.read(self.level.coarse, dict(zip(self.axes, self.slices[index])))
 
     def cut(self, index: int) -> np.ndarray:
         window = self.slices[index]
@@ -317,7 +331,7 @@ def _place(levels, rois, slices, coarse, axes, quantiles) -> ShiftEstimate | _Pl
             coarse = None
     if coarse is None:
         full = _common(
-            read_boxes([BoxRead(lv.image, lv.channel, dict(zip(axes, s))) for lv, s in zip(levels, slices)], axes)
+            read_boxes([lv.read(lv.image, dict(zip(axes, s))) for lv, s in zip(levels, slices)], axes)
         )
         yx = full[0].shape[-2:]
         factor = max(1, min(default_coarse_factor(yx), min(yx) // _MIN_COARSE_PX))
@@ -336,7 +350,7 @@ def _place(levels, rois, slices, coarse, axes, quantiles) -> ShiftEstimate | _Pl
     for level, roi_box, window in zip(levels, slices, (windows.reference, windows.moving)):
         box = dict(zip(axes, roi_box))
         box["y"], box["x"] = (slice(s.start + w.start, s.start + w.stop) for s, w in zip(roi_box[-2:], window))
-        reads.append(BoxRead(level.image, level.channel, box))
+        reads.append(level.read(level.image, box))
     return _Placed(found, windows, reads)
 
 

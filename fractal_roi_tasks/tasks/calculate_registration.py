@@ -14,6 +14,7 @@ from fractal_roi_tasks.io.ngio_tables import spacing_um
 from fractal_roi_tasks.io.open import open_image_container
 from fractal_roi_tasks.io.registration_reads import image_shifts, open_levels
 from fractal_roi_tasks.io.roi_tables import read_roi_table, write_roi_table
+from fractal_roi_tasks.io.tiles import time_points
 from fractal_roi_tasks.io.table_guard import guarded_rewrite
 from fractal_roi_tasks.names import FOV_ROI_TABLE, QUALITY_COLUMN, TRANSLATION_COLUMNS, check_name
 
@@ -30,6 +31,7 @@ def calculate_registration(
     level: str = "0",
     lower_quantile: Annotated[float, Field(ge=0, lt=1)] = 0.01,
     upper_quantile: Annotated[float, Field(gt=0, le=1)] = 0.999,
+    time_point: Annotated[int, Field(ge=0)] = 0,
 ) -> dict:
     """Measure, per ROI, how far this acquisition is shifted from the reference.
 
@@ -42,7 +44,9 @@ def calculate_registration(
     with fractal-tasks-core's sign (the shift that moves this acquisition onto
     the reference), and `registration_quality` (normalized cross-correlation
     after alignment, 1 is perfect). The table keeps its backend and its other
-    columns.
+    columns. On a time-lapse (a `t` axis) the shift is measured on one time
+    point, `time_point`, of both acquisitions; Find Registration Consensus
+    and Apply Registration then move every time point by it.
 
     Args:
         zarr_url: Image of the acquisition to register (set by Fractal).
@@ -57,6 +61,11 @@ def calculate_registration(
             matching, per image.
         upper_quantile: Intensities above this quantile are clipped before
             matching, so a saturated artefact in one cycle does not dominate.
+        time_point: For a time-lapse: the time point (0 is the first) the
+            shift is measured on, in both acquisitions; pick one with clear
+            content (not a blank or out-of-focus frame). Both acquisitions
+            must have the same number of time points. Leave at 0 for images
+            without time points.
     """
     check_name(roi_table, what="roi_table")
     if lower_quantile >= upper_quantile:
@@ -80,7 +89,11 @@ def calculate_registration(
             f"Pixel sizes differ between {zarr_url!r} and its reference {reference_url!r} "
             f"at level {level}; registration needs the same pixel size."
         )
-    sources = [open_levels(c, level, channel, axes) for c in (reference, moving)]
+    _check_time_points(reference_image, moving_image, reference_url, zarr_url)
+    sources = [
+        open_levels(c, level, channel, axes, time_point=time_point, where=f"{what} {url!r}")
+        for c, what, url in ((reference, "the reference", reference_url), (moving, "the image", zarr_url))
+    ]
 
     rois = reference_table.rois()
     estimates = image_shifts(
@@ -102,10 +115,11 @@ def calculate_registration(
     with guarded_rewrite(zarr_url, roi_table):
         write_roi_table(moving, roi_table, moving_rois, like=moving_rois_table)
     logger.info(
-        "%s: %d ROIs registered against %s (median quality %.3f)",
+        "%s: %d ROIs registered against %s%s (median quality %.3f)",
         zarr_url,
         len(shifts),
         reference_url,
+        f" on time point {time_point}" if "t" in moving_image.axes else "",
         float(np.median(list(quality.values()))) if quality else float("nan"),
     )
     return {"image_list_updates": [{"zarr_url": zarr_url}]}
@@ -118,6 +132,16 @@ def _check_same(moving_names, reference_names, roi_table: str) -> None:
             f"The ROIs of {roi_table!r} differ between this acquisition and the reference: "
             f"only here {sorted(moving_names - reference_names)}, only in the reference "
             f"{sorted(reference_names - moving_names)}. Registration pairs ROIs by name."
+        )
+
+
+def _check_time_points(reference_image, moving_image, reference_url: str, zarr_url: str) -> None:
+    counts = [time_points(image) for image in (reference_image, moving_image)]
+    if counts[0] != counts[1]:
+        raise InvalidInputError(
+            f"{zarr_url!r} has {counts[1]} time points but its reference {reference_url!r} has "
+            f"{counts[0]}: the shift is measured on one time point of both, so the two cycles "
+            "must have the same time points."
         )
 
 
