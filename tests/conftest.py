@@ -1,11 +1,11 @@
-"""Shared fixtures: sample plates built from the real images shipped in packages."""
+"""Shared fixtures: sample plates and images built from the real images shipped in packages."""
 
 import shutil
 from dataclasses import replace
 
 import pytest
 
-from fractal_roi_tasks.sample_data import make_plate
+from fractal_roi_tasks.sample_data import load_cardiomyocyte_nuclei, make_plate
 
 _PLATES: dict = {}
 
@@ -13,6 +13,12 @@ _PLATES: dict = {}
 @pytest.fixture(scope="session")
 def _plate_cache(tmp_path_factory):
     return tmp_path_factory.mktemp("plates")
+
+
+@pytest.fixture(scope="session")
+def nuclei():
+    """ngio's real cardiomyocyte nuclei label image (2D, uint32); tests must not modify it."""
+    return load_cardiomyocyte_nuclei()[1]
 
 
 @pytest.fixture(params=["0.4", "0.5"])

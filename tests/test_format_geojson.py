@@ -10,22 +10,21 @@ import math
 from dataclasses import replace
 
 import numpy as np
-import pandas as pd
 import pytest
 import shapely.geometry as shapely_geometry
 
 from fractal_roi_tasks.errors import InvalidInputError
 from fractal_roi_tasks.formats import geojson, get_format
 from fractal_roi_tasks.formats.coordinates import ELLIPSE_VERTICES
-from fractal_roi_tasks.rois import ObjectRoi, Point, Polyline, RoiSet, extract_rois
-from fractal_roi_tasks.sample_data import load_cardiomyocyte_nuclei
+from fractal_roi_tasks.rois import Point, extract_rois
 from tests.consumer_raster import fill_even_odd, paint
 from tests.label_cases import hard_cases_2d, hard_cases_3d
-
-
-@pytest.fixture(scope="module")
-def nuclei():
-    return load_cardiomyocyte_nuclei()[1]
+from tests.shape_cases import (
+    assert_same_ellipses,
+    axis_aligned_blobs,
+    ellipse_covariance,
+    skeleton_roi_set,
+)
 
 
 def _roundtrip(tmp_path, roi_set, context=None):
@@ -202,11 +201,6 @@ def test_points_sit_on_pixel_centres(tmp_path):
         assert feature["geometry"]["plane"]["z"] == round(row.centroid_z_px)
 
 
-def _covariance(a, b, angle):
-    rot = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
-    return rot @ np.diag([a * a, b * b]) @ rot.T
-
-
 def _ellipse_from_feature(feature):
     """(centre, covariance) the way a reader gets it back from the ring."""
     (ring,) = geojson.feature_rings(feature)
@@ -220,7 +214,7 @@ def _ellipse_from_feature(feature):
     major = ring[0] - centre  # first vertex: end of the major axis
     minor = ring[len(ring) // 4] - centre
     angle = math.atan2(major[1], major[0])
-    return centre, _covariance(np.linalg.norm(major), np.linalg.norm(minor), angle)
+    return centre, ellipse_covariance(np.linalg.norm(major), np.linalg.norm(minor), angle)
 
 
 @pytest.mark.parametrize("scale", [1.0, 2.0])
@@ -236,50 +230,15 @@ def test_ellipses_round_trip(tmp_path, nuclei, scale):
         np.testing.assert_allclose(
             centre, (np.array(ellipse.center[::-1]) + 0.5) * scale, atol=1e-9
         )
-        np.testing.assert_allclose(cov, _covariance(a, b, ellipse.angle), atol=1e-9 * a * a)
+        np.testing.assert_allclose(cov, ellipse_covariance(a, b, ellipse.angle), atol=1e-9 * a * a)
 
 
 def test_axis_aligned_ellipses_are_qupath_ellipses(tmp_path):
-    labels = np.zeros((20, 30), np.uint8)
-    labels[2:5, 3:12] = 1
-    labels[8:18, 20:24] = 2
-    roi_set = extract_rois(labels, shape="ellipse")
+    roi_set = extract_rois(axis_aligned_blobs(), shape="ellipse")
     features = _roundtrip(tmp_path, roi_set)
     assert [f["geometry"].get("isEllipse") for f in features] == [True, True]
-    for feature, original in zip(features, roi_set.rois):
-        (ellipse,) = original.shapes
-        centre, cov = _ellipse_from_feature(feature)
-        np.testing.assert_allclose(centre, np.array(ellipse.center[::-1]) + 0.5, atol=1e-9)
-        np.testing.assert_allclose(cov, _covariance(*ellipse.semi_axes, ellipse.angle), atol=1e-9)
-
-
-def skeleton_roi_set(ndim):
-    """Three branches of two skeletons, by hand (the skeleton core is separate)."""
-    if ndim == 2:
-        lines = [
-            (5, 0, Polyline(np.array([[2.0, 3.0], [2.0, 4.0], [3.0, 5.0]]))),
-            (5, 1, Polyline(np.array([[10.0, 10.0], [10.0, 11.0], [11.0, 11.0]]), closed=True)),
-            (8, 0, Polyline(np.array([[20.0, 20.0]]))),
-        ]
-        shape = (30, 30)
-    else:
-        lines = [
-            (5, 0, Polyline(np.array([[0, 2, 3], [0, 2, 4], [1, 3, 5], [1, 4, 5], [2, 5, 5.0]]))),
-            (8, 0, Polyline(np.array([[2, 20, 20], [2, 21, 21.0]]))),
-        ]
-        shape = (3, 30, 30)
-    rois = tuple(
-        ObjectRoi(label=lab, name=f"{lab}-{br}", shapes=(line,), branch=br)
-        for lab, br, line in lines
-    )
-    features = pd.DataFrame(
-        {
-            "label": [r.label for r in rois],
-            "branch": [r.branch for r in rois],
-            "length_px": [float(len(r.shapes[0].points)) for r in rois],
-        }
-    )
-    return RoiSet("skeleton", rois, features, shape, (1.0,) * len(shape))
+    read_back = [_ellipse_from_feature(f) for f in features]
+    assert_same_ellipses(read_back, roi_set, atol=(1e-9, 1e-9))
 
 
 def test_2d_branches_are_linestrings_through_pixel_centres(tmp_path):
@@ -318,6 +277,10 @@ def test_3d_branches_split_into_runs_of_constant_z(tmp_path):
         ("label-0005-branch-000", "LineString", 0, [[3.5, 2.5], [4.5, 2.5]]),
         ("label-0005-branch-000", "LineString", 1, [[5.5, 3.5], [5.5, 4.5]]),
         ("label-0005-branch-000", "Point", 2, [5.5, 5.5]),
+        # a branch back on the plane it left: one feature per run, the plane repeated
+        ("label-0005-branch-001", "Point", 0, [1.5, 1.5]),
+        ("label-0005-branch-001", "Point", 1, [2.5, 1.5]),
+        ("label-0005-branch-001", "LineString", 0, [[3.5, 1.5], [4.5, 1.5]]),
         ("label-0008-branch-000", "LineString", 2, [[20.5, 20.5], [21.5, 21.5]]),
     ]
 

@@ -11,7 +11,6 @@ import zipfile
 from dataclasses import replace
 
 import numpy as np
-import pandas as pd
 import pytest
 import roifile
 from roifile import ROI_OPTIONS, ROI_SUBTYPE, ROI_TYPE
@@ -19,15 +18,15 @@ from roifile import ROI_OPTIONS, ROI_SUBTYPE, ROI_TYPE
 from fractal_roi_tasks.errors import InvalidInputError
 from fractal_roi_tasks.formats import get_format, imagej, imagej_properties
 from fractal_roi_tasks.formats.coordinates import ELLIPSE_VERTICES, scaled_ellipse
-from fractal_roi_tasks.rois import ObjectRoi, Polyline, RoiSet, extract_rois
-from fractal_roi_tasks.sample_data import load_cardiomyocyte_nuclei
+from fractal_roi_tasks.rois import extract_rois
 from tests.consumer_raster import fill_even_odd, paint
 from tests.label_cases import hard_cases_2d, hard_cases_3d
-
-
-@pytest.fixture(scope="module")
-def nuclei():
-    return load_cardiomyocyte_nuclei()[1]
+from tests.shape_cases import (
+    assert_same_ellipses,
+    axis_aligned_blobs,
+    ellipse_covariance,
+    skeleton_roi_set,
+)
 
 
 def _label_image(case, nuclei):
@@ -236,12 +235,7 @@ def _ellipse_from_imagej(roi):
     a = np.linalg.norm(p2 - p1) / 2
     b = a * imagej.ellipse_aspect_ratio(roi)
     angle = math.atan2(*(p2 - p1)[::-1])
-    return (p1 + p2) / 2, _covariance(a, b, angle)
-
-
-def _covariance(a, b, angle):
-    rot = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
-    return rot @ np.diag([a * a, b * b]) @ rot.T
+    return (p1 + p2) / 2, ellipse_covariance(a, b, angle)
 
 
 @pytest.mark.parametrize("scale", [1.0, 2.0])
@@ -258,10 +252,11 @@ def test_ellipses_round_trip_as_ovals_or_ellipse_rois(tmp_path, nuclei, scale):
         # ImageJ stores float32: exact up to float32 rounding of the coordinates
         step = np.finfo(np.float32).eps * 512 * scale
         np.testing.assert_allclose(centre, expected_centre, rtol=0, atol=step)
-        np.testing.assert_allclose(cov, _covariance(a, b, ellipse.angle), rtol=0, atol=2 * a * step)
+        expected_cov = ellipse_covariance(a, b, ellipse.angle)
+        np.testing.assert_allclose(cov, expected_cov, rtol=0, atol=2 * a * step)
         if roi.subtype == ROI_SUBTYPE.ELLIPSE:  # its stored polygon lies on the ellipse
             d = roi.coordinates() - expected_centre
-            inside = np.einsum("ni,ij,nj->n", d, np.linalg.inv(_covariance(a, b, ellipse.angle)), d)
+            inside = np.einsum("ni,ij,nj->n", d, np.linalg.inv(expected_cov), d)
             np.testing.assert_allclose(inside, 1.0, atol=1e-4)
             assert len(d) == ELLIPSE_VERTICES
 
@@ -269,47 +264,10 @@ def test_ellipses_round_trip_as_ovals_or_ellipse_rois(tmp_path, nuclei, scale):
 def test_axis_aligned_ellipses_are_ellipse_rois_too(tmp_path):
     # Not OVALs: ImageJ fills an oval from its whole-pixel bounds (seen in real
     # ImageJ, test_real_imagej_fills_ellipses_like_the_ellipse_by_pixel_centres).
-    labels = np.zeros((20, 30), np.uint8)
-    labels[2:5, 3:12] = 1  # 3 x 9: major axis along x
-    labels[8:18, 20:24] = 2  # 10 x 4: major axis along y
-    roi_set = extract_rois(labels, shape="ellipse")
+    roi_set = extract_rois(axis_aligned_blobs(), shape="ellipse")
     rois = _roundtrip(tmp_path, roi_set)
     assert [(r.roitype, r.subtype) for r in rois] == [(ROI_TYPE.FREEHAND, ROI_SUBTYPE.ELLIPSE)] * 2
-    for roi, original in zip(rois, roi_set.rois):
-        (ellipse,) = original.shapes
-        centre, cov = _ellipse_from_imagej(roi)
-        np.testing.assert_allclose(centre, np.array(ellipse.center[::-1]) + 0.5, atol=1e-6)
-        np.testing.assert_allclose(cov, _covariance(*ellipse.semi_axes, ellipse.angle), atol=1e-5)
-
-
-def skeleton_roi_set(ndim):
-    """Three branches of two skeletons, by hand (the skeleton core is separate)."""
-    if ndim == 2:
-        lines = [
-            (5, 0, Polyline(np.array([[2.0, 3.0], [2.0, 4.0], [3.0, 5.0]]))),
-            (5, 1, Polyline(np.array([[10.0, 10.0], [10.0, 11.0], [11.0, 11.0]]), closed=True)),
-            (8, 0, Polyline(np.array([[20.0, 20.0]]))),
-        ]
-        shape = (30, 30)
-    else:
-        lines = [
-            (5, 0, Polyline(np.array([[0, 2, 3], [0, 2, 4], [1, 3, 5], [1, 4, 5], [2, 5, 5.0]]))),
-            (5, 1, Polyline(np.array([[0, 1, 1], [1, 1, 2], [0, 1, 3], [0, 1, 4.0]]))),
-            (8, 0, Polyline(np.array([[2, 20, 20], [2, 21, 21.0]]))),
-        ]
-        shape = (3, 30, 30)
-    rois = tuple(
-        ObjectRoi(label=lab, name=f"{lab}-{br}", shapes=(line,), branch=br)
-        for lab, br, line in lines
-    )
-    features = pd.DataFrame(
-        {
-            "label": [r.label for r in rois],
-            "branch": [r.branch for r in rois],
-            "length_px": [float(len(r.shapes[0].points)) for r in rois],
-        }
-    )
-    return RoiSet("skeleton", rois, features, shape, (1.0,) * len(shape))
+    assert_same_ellipses([_ellipse_from_imagej(r) for r in rois], roi_set, atol=(1e-6, 1e-5))
 
 
 def test_2d_branches_are_polylines_through_pixel_centres(tmp_path):
