@@ -54,6 +54,17 @@ def read_one(path):
     return layers[0]
 
 
+def hard_cases(ndim):
+    return hard_cases_3d() if ndim == 3 else hard_cases_2d()
+
+
+def hard_case_layer(folder, ndim, shape):
+    """``(labels, roi_set, layer_data)``: the hard cases as ``shape`` ROIs, read back as a layer."""
+    labels = hard_cases(ndim)
+    roi_set = extract_rois(labels, shape=shape)
+    return labels, roi_set, read_one(write_rois(folder, roi_set))
+
+
 def test_polygons_with_holes_are_rings_marked_is_hole(tmp_path):
     labels = hard_cases_2d()
     roi_set = extract_rois(labels, shape="polygon", spacing=SPACING_2D)
@@ -108,9 +119,7 @@ def test_3d_shapes_carry_z_first(tmp_path):
 
 @pytest.mark.parametrize("ndim", [2, 3])
 def test_ellipses_are_rotated_box_corners(tmp_path, ndim):
-    labels = hard_cases_3d() if ndim == 3 else hard_cases_2d()
-    roi_set = extract_rois(labels, shape="ellipse")
-    data, kwargs, layer_type = read_one(write_rois(tmp_path, roi_set))
+    _, roi_set, (data, kwargs, layer_type) = hard_case_layer(tmp_path, ndim, "ellipse")
     assert layer_type == "shapes" and kwargs["shape_type"] == "ellipse"
     ellipses = [e for roi in roi_set.rois for e in roi.shapes]
     assert len(data) == len(ellipses) == len(kwargs["features"])
@@ -138,9 +147,7 @@ def test_ellipse_corners_follow_the_angle():
 
 @pytest.mark.parametrize("ndim", [2, 3])
 def test_points_layer(tmp_path, ndim):
-    labels = hard_cases_3d() if ndim == 3 else hard_cases_2d()
-    roi_set = extract_rois(labels, shape="point")
-    data, kwargs, layer_type = read_one(write_rois(tmp_path, roi_set))
+    _, roi_set, (data, kwargs, layer_type) = hard_case_layer(tmp_path, ndim, "point")
     assert layer_type == "points"
     assert data.shape == (len(roi_set.rois), ndim)
     np.testing.assert_array_equal(data, [r.shapes[0].position for r in roi_set.rois])
@@ -149,9 +156,7 @@ def test_points_layer(tmp_path, ndim):
 
 @pytest.mark.parametrize("ndim", [2, 3])
 def test_masks_become_a_labels_layer(tmp_path, ndim):
-    labels = hard_cases_3d() if ndim == 3 else hard_cases_2d()
-    roi_set = extract_rois(labels, shape="mask")
-    data, kwargs, layer_type = read_one(write_rois(tmp_path, roi_set))
+    labels, roi_set, (data, kwargs, layer_type) = hard_case_layer(tmp_path, ndim, "mask")
     assert layer_type == "labels"
     np.testing.assert_array_equal(data, labels)
     features = kwargs["features"]
@@ -268,7 +273,7 @@ def label_image(kind, ndim):
         return drawn_skeletons(ndim)
     if kind == "ellipse":
         return drawn_ellipses(ndim)
-    return hard_cases_3d() if ndim == 3 else hard_cases_2d()
+    return hard_cases(ndim)
 
 
 def roi_set_of(kind, labels, spacing):
