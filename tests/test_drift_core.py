@@ -232,3 +232,25 @@ def test_a_frame_source_is_checked_frame_by_frame():
     uneven = [frame[:, :60] if t == 2 else frame for t, frame in enumerate(frames[:4])]
     with pytest.raises(InvalidInputError, match=r"frame 2 has shape \(64, 60\).*it \(64, 64\)"):
         estimate_drift(CountingSource(uneven))
+
+
+def test_stack_yx_image_weighs_the_planes_in_focus():
+    # 40-plane defocus stack of the real retina: the y/x image must be
+    # dominated by the planes near focus, not by the many blurred ones.
+    from fractal_roi_tasks.registration.inputs import yx_image
+    from fractal_roi_tasks.sample_data import load_source, shifted_field
+
+    stack = shifted_field(
+        load_source("retina"), (0.0, 0.0, 0.0), origin=(600, 600), shape=(96, 96), z_planes=40
+    )
+    rng = np.random.default_rng(0)
+    noisy = (stack + rng.normal(0.0, 0.01, stack.shape)).astype(np.float32)
+    weighted = yx_image(noisy)
+    focus = stack[20]
+
+    def corr(a, b):
+        # of the fine detail (x differences), which carries the sub-pixel shift
+        a, b = np.diff(a, axis=1), np.diff(b, axis=1)
+        return float((a * b).sum() / np.sqrt((a * a).sum() * (b * b).sum()))
+
+    assert corr(weighted, focus) > corr(noisy.mean(axis=0), focus) + 0.05
