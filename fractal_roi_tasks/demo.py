@@ -116,13 +116,23 @@ DEMO_ARGS: dict[str, list[dict]] = {
 }
 """Manifest task name -> the argument sets the demo runs it with, in order."""
 
+DRIFT_CORRECTED = "drift_corrected"
+"""Target of a `DEMO_LAST_ARGS` step: the movie Apply Drift Correction wrote."""
+
+DEMO_LAST_ARGS: list[tuple[str, str, dict]] = [
+    # The corrected movie's nuclei, every time point, as ROIs (runs after the correction).
+    ("Segment to ROIs", DRIFT_CORRECTED, {"label_name": NUCLEI_LABEL, "exports": DEMO_EXPORTS}),
+]
+"""(task name, target, arguments) run after every manifest task, in order."""
+
 
 @dataclass(frozen=True)
 class DemoStep:
-    """One run of the demo: a task with one argument set."""
+    """One run of the demo: a task with one argument set (`target`: see `DEMO_LAST_ARGS`)."""
 
     task: TaskSpec
     args: dict
+    target: str | None = None
 
 
 @dataclass(frozen=True)
@@ -144,6 +154,10 @@ def demo_plan(tasks: list[TaskSpec] | None = None) -> DemoPlan:
             skipped.append(task.name)
             continue
         steps.extend(DemoStep(task=task, args=dict(args)) for args in arg_sets)
+    by_name = {task.name: task for task in tasks}
+    for name, target, args in DEMO_LAST_ARGS:
+        if name in by_name and DEMO_ARGS.get(name):  # a skipped task is skipped here too
+            steps.append(DemoStep(task=by_name[name], args=dict(args), target=target))
     return DemoPlan(steps=steps, skipped=skipped)
 
 

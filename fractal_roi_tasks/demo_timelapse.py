@@ -2,7 +2,9 @@
 
 The demo runs the drift tasks (`DEMO_TIMELAPSE_TASKS`) on this image alone:
 Calculate Drift writes the drift table into it, Apply Drift Correction writes
-the corrected movie beside it. Everything here returns data; nothing prints.
+the corrected movie beside it, and last Segment to ROIs turns the corrected
+movie's nuclei into ROIs, every time point (`demo.DEMO_LAST_ARGS`).
+Everything here returns data; nothing prints.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fractal_roi_tasks.sample_data import SampleTimelapse, drift_path, make_timelapse
+from fractal_roi_tasks.sample_data import NUCLEI_LABEL, SampleTimelapse, drift_path, make_timelapse
 
 DEMO_TIMELAPSE_NAME = "timelapse"
 """Name of the demo's time-lapse image inside the demo directory."""
@@ -39,6 +41,14 @@ DEMO_TIMELAPSE_OPTIONS: dict = {
 def timelapse_path(root) -> Path:
     """Where `build_demo_timelapse` writes the time-lapse under `root`."""
     return Path(root).expanduser().absolute() / DEMO_TIMELAPSE_NAME
+
+
+def corrected_path(timelapse: SampleTimelapse) -> Path:
+    """Where Apply Drift Correction (not in place) writes the corrected movie."""
+    from fractal_roi_tasks.tasks.apply_drift_correction import CORRECTED_IMAGE
+
+    source = Path(timelapse.zarr_url)
+    return source.with_name(CORRECTED_IMAGE.format(image=source.name))
 
 
 def build_demo_timelapse(root, *, overwrite: bool = False) -> SampleTimelapse:
@@ -86,7 +96,6 @@ def summarize_drift(timelapse: SampleTimelapse) -> DriftSummary | None:
     import ngio
 
     from fractal_roi_tasks.io.drift_table import DRIFT_TABLE, read_drift_shifts
-    from fractal_roi_tasks.tasks.apply_drift_correction import CORRECTED_IMAGE
 
     container = ngio.open_ome_zarr_container(timelapse.zarr_url, mode="r")
     if DRIFT_TABLE not in container.list_tables():
@@ -96,8 +105,7 @@ def summarize_drift(timelapse: SampleTimelapse) -> DriftSummary | None:
     good = np.ones(len(truth), bool)
     good[list(timelapse.blank_frames)] = False  # their drift is interpolated, not measured
     errors = np.linalg.norm(shifts - truth, axis=1)
-    source = Path(timelapse.zarr_url)
-    corrected = source.with_name(CORRECTED_IMAGE.format(image=source.name))
+    corrected = corrected_path(timelapse)
     return DriftSummary(
         n_frames=len(truth),
         largest_drift_px=float(np.linalg.norm(truth, axis=1).max()),
@@ -105,4 +113,60 @@ def summarize_drift(timelapse: SampleTimelapse) -> DriftSummary | None:
         blank_frames=timelapse.blank_frames,
         flagged_frames=tuple(int(t) for t in frame["t"][frame["blank"].to_numpy(bool)]),
         corrected_url=str(corrected) if corrected.exists() else None,
+    )
+
+
+@dataclass(frozen=True)
+class CorrectedRoiSummary:
+    """What Segment to ROIs found on the drift-corrected movie.
+
+    Attributes:
+        label: the label image the ROIs were made from.
+        per_time_point: number of objects at each time point (0 where none).
+        largest_move_px: the largest range (y or x, pixels) of one object's
+            centroid over the time points: 0 when every object of the
+            corrected movie stays in place.
+        roi_folder: where the ROI files are, None if none was written.
+        n_files: how many ROI files are there.
+    """
+
+    label: str
+    per_time_point: tuple[int, ...]
+    largest_move_px: float
+    roi_folder: str | None
+    n_files: int
+
+
+def summarize_corrected_rois(
+    timelapse: SampleTimelapse, label: str = NUCLEI_LABEL
+) -> CorrectedRoiSummary | None:
+    """Objects per time point of ``label`` in the corrected movie; None before Segment to ROIs ran.
+
+    The demo's nuclei keep their label id at every time point, so the range of
+    one id's centroid over t says whether the correction holds them in place.
+    """
+    import ngio
+
+    from fractal_roi_tasks.names import FEATURE_TABLE, ROI_EXPORT_DIR, TIME_INDEX_COLUMN
+
+    corrected = corrected_path(timelapse)
+    if not corrected.exists():
+        return None
+    container = ngio.open_ome_zarr_container(str(corrected), mode="r")
+    table = FEATURE_TABLE.format(label_name=label)
+    if table not in container.list_tables():
+        return None
+    frame = container.get_feature_table(table).dataframe
+    n_times = int(container.get_image().dimensions.get("t"))
+    counts = frame.groupby(TIME_INDEX_COLUMN).size().reindex(range(n_times), fill_value=0)
+    # An object keeps its label id over t: how far does its centroid wander?
+    ranges = frame.groupby("label")[["centroid_y_px", "centroid_x_px"]].agg(lambda c: c.max() - c.min())
+    folder = corrected / ROI_EXPORT_DIR.format(label_name=label)
+    files = [path for path in folder.glob("*") if path.is_file()]
+    return CorrectedRoiSummary(
+        label=label,
+        per_time_point=tuple(int(n) for n in counts),
+        largest_move_px=float(ranges.to_numpy().max(initial=0.0)),
+        roi_folder=str(folder) if files else None,
+        n_files=len(files),
     )

@@ -14,6 +14,7 @@ import textwrap
 from pathlib import Path
 
 import ngio
+import numpy as np
 import pytest
 
 import fractal_roi_tasks
@@ -87,6 +88,23 @@ def test_demo_runs_every_task_and_says_what_it_found(tmp_path, capsys):
     assert f"blank frames {blank}; flagged and interpolated: {blank}" in drift
     corrected = target / f"{demo_timelapse.DEMO_TIMELAPSE_NAME}_drift_corrected"
     assert corrected.is_dir() and str(corrected) in drift
+    # then Segment to ROIs on the corrected movie: each time point's nuclei, held in place
+    (line,) = [line for line in drift.splitlines() if "ROIs of the corrected movie" in line]
+    label = ngio.open_ome_zarr_container(str(corrected)).get_label("nuclei").get_array()
+    per_label = [len(np.unique(frame)) - 1 for frame in label]
+    rois = _features(str(corrected), "nuclei").groupby("t").size()
+    assert rois.to_dict() == dict(enumerate(per_label))  # every object of every time point
+    low, high = min(per_label), max(per_label)
+    counted = str(low) if low == high else f"{low} to {high}"
+    assert f"(label 'nuclei'): {counted} objects at each of {len(label)} time points" in line
+    assert low > 20 and len(label) == len(demo_timelapse.DEMO_TIMELAPSE_OPTIONS["path"])
+    # uncorrected, the nuclei drift by up to 14.8 px; corrected, by whole pixels, they stay
+    assert float(line.split("each moving at most ")[1].split(" px")[0]) < 0.5, line
+    folder = corrected / "rois" / "nuclei"
+    files = sorted(folder.iterdir())
+    assert f"; {len(files)} ROI files in {folder}" in line and len(files) == len(demo.DEMO_EXPORTS)
+    saved = json.loads(next(f for f in files if f.name.endswith("_rois.json")).read_text())["rois"]
+    assert sorted({roi["t"] for roi in saved}) == list(range(len(label))) and len(saved) == sum(per_label)
     assert f"napari --plugin napari-ome-zarr '{images[0]}'" in out  # quoted: a space
     assert "File > Import > HDF5/N5/Zarr/OME-NGFF" in out
     assert "SKIPPED" not in err and "FAILED" not in out + err

@@ -49,7 +49,9 @@ def demo_command(args: argparse.Namespace) -> int:
     for number, step in enumerate(plan.steps, start=1):
         out(f"\nStep {number} of {len(plan.steps)}: {step.task.name}, "
              f"{describe_args(step.args)}")
-        if step.task.name in demo.DEMO_TILE_TASKS:
+        if step.target == demo.DRIFT_CORRECTED:
+            targets = [str(demo_timelapse.corrected_path(timelapse))]
+        elif step.task.name in demo.DEMO_TILE_TASKS:
             targets = [tiles.zarr_url]
         elif step.task.name in demo_timelapse.DEMO_TIMELAPSE_TASKS:
             targets = [timelapse.zarr_url]
@@ -66,6 +68,7 @@ def demo_command(args: argparse.Namespace) -> int:
     _print_registration(demo.summarize_registration(plate))
     _print_stitching(demo.summarize_stitching(tiles))
     _print_drift(demo_timelapse.summarize_drift(timelapse))
+    _print_corrected_rois(demo_timelapse.summarize_corrected_rois(timelapse))
     _print_findings(rows)
     _print_outputs(plate.plate_url, urls, rows)
     _demo_figure(args.directory, plate.plate_url, tiles.zarr_url, timelapse.zarr_url)
@@ -142,6 +145,17 @@ def _print_drift(row) -> None:
     out(f"  blank frames {blank}; flagged and interpolated: {flagged}")
     if row.corrected_url:
         out(f"  corrected movie: {row.corrected_url}")
+
+
+def _print_corrected_rois(row) -> None:
+    if row is None:
+        return
+    low, high = min(row.per_time_point), max(row.per_time_point)
+    count = str(low) if low == high else f"{low} to {high}"
+    files = f"; {row.n_files} ROI files in {row.roi_folder}" if row.roi_folder else ""
+    out(f"  ROIs of the corrected movie (label '{row.label}'): {count} objects at each of "
+        f"{len(row.per_time_point)} time points, each moving at most "
+        f"{row.largest_move_px:.2f} px over time{files}")
 
 
 def _print_findings(rows) -> None:
