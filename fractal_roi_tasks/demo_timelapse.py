@@ -69,11 +69,12 @@ def write_true_drift(timelapse: SampleTimelapse) -> None:
     import pandas as pd
 
     from fractal_roi_tasks.figures.drift import DRIFT_TRUTH_TABLE
+    from fractal_roi_tasks.names import DRIFT_SHIFT_PX_COLUMN, TIME_INDEX_COLUMN
 
     shift = -timelapse.displacement_px
     axes = ("z", "y", "x")[-shift.shape[1]:]
-    frame = pd.DataFrame({"t": np.arange(len(shift), dtype=np.int64),
-                          **{f"shift_{a}_px": shift[:, k] for k, a in enumerate(axes)}})
+    frame = pd.DataFrame({TIME_INDEX_COLUMN: np.arange(len(shift), dtype=np.int64),
+                          **{DRIFT_SHIFT_PX_COLUMN.format(axis=a): shift[:, k] for k, a in enumerate(axes)}})
     frame.index = frame.index.astype(str)
     container = ngio.open_ome_zarr_container(timelapse.zarr_url)
     container.add_table(DRIFT_TRUTH_TABLE, ngio.GenericTable(frame), overwrite=True)
@@ -96,6 +97,7 @@ def summarize_drift(timelapse: SampleTimelapse) -> DriftSummary | None:
     import ngio
 
     from fractal_roi_tasks.io.drift_table import DRIFT_TABLE, read_drift_shifts
+    from fractal_roi_tasks.names import DRIFT_BLANK_COLUMN, TIME_INDEX_COLUMN
 
     container = ngio.open_ome_zarr_container(timelapse.zarr_url, mode="r")
     if DRIFT_TABLE not in container.list_tables():
@@ -111,7 +113,9 @@ def summarize_drift(timelapse: SampleTimelapse) -> DriftSummary | None:
         largest_drift_px=float(np.linalg.norm(truth, axis=1).max()),
         max_error_px=float(errors[good].max()),
         blank_frames=timelapse.blank_frames,
-        flagged_frames=tuple(int(t) for t in frame["t"][frame["blank"].to_numpy(bool)]),
+        flagged_frames=tuple(
+            int(t) for t in frame[TIME_INDEX_COLUMN][frame[DRIFT_BLANK_COLUMN].to_numpy(bool)]
+        ),
         corrected_url=str(corrected) if corrected.exists() else None,
     )
 

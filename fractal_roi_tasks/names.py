@@ -100,3 +100,18 @@ STITCH_LINKS_TABLE = "stitching_links"
 TIME_INDEX_COLUMN = "t"
 TIME_COLUMN = "time_{unit}"
 ROI_NAME_INDEX = "roi_name"
+
+# Drift (Calculate Drift -> Apply Drift Correction): the drift table, one row
+# per time point (`io.drift_table` documents each column), and the key under
+# which its attributes record what the drift was measured on. The shift
+# columns take `.format(axis="y")`; the time index is TIME_INDEX_COLUMN.
+DRIFT_TABLE = "drift_table"
+DRIFT_TIME_COLUMN = "time"
+DRIFT_SHIFT_PX_COLUMN = "shift_{axis}_px"
+DRIFT_SHIFT_UM_COLUMN = "shift_{axis}_um"
+DRIFT_QUALITY_COLUMN = "quality"
+DRIFT_BLANK_COLUMN = "blank"
+DRIFT_INTERPOLATED_COLUMN = "interpolated"
+DRIFT_REFERENCE_COLUMN = "reference"
+DRIFT_FLAG_COLUMNS = (DRIFT_BLANK_COLUMN, DRIFT_INTERPOLATED_COLUMN, DRIFT_REFERENCE_COLUMN)
+DRIFT_SOURCE_ATTRS = "drift_source"

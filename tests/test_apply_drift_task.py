@@ -14,7 +14,13 @@ import skimage
 from fractal_roi_tasks.drift.correction import common_region, frame_boxes, resample_frame
 from fractal_roi_tasks.errors import InvalidInputError
 from fractal_roi_tasks.io import swap
-from fractal_roi_tasks.io.drift_table import drift_frame, write_drift_table
+from fractal_roi_tasks.io.drift_table import (
+    DriftSource,
+    drift_frame,
+    read_drift_shifts,
+    read_drift_source,
+    write_drift_table,
+)
 from fractal_roi_tasks.sample_data.timelapse import make_timelapse
 from fractal_roi_tasks.tasks.apply_drift_correction import apply_drift_correction
 
@@ -140,6 +146,19 @@ def test_new_image_beside_a_plain_image_keeps_the_original(tmp_path):
     assert np.array_equal(original, before) and np.array_equal(original_label, before_label)
     check_corrected(target, sample, before)
     assert apply_drift_correction(zarr_url=sample.zarr_url, overwrite_input=False) == result
+
+
+def test_what_the_drift_was_measured_on_is_logged_and_kept_in_the_new_image(tmp_path, caplog):
+    sample = timelapse(tmp_path, PATH_2D)
+    ome_zarr = ngio.open_ome_zarr_container(sample.zarr_url)
+    _, frame = read_drift_shifts(ome_zarr)
+    source = DriftSource("DAPI", "A01_C01", "0", "time_point", 0, 8, (1, 2, 4))
+    write_drift_table(ome_zarr, frame, source=source)
+    with caplog.at_level("INFO", logger="fractal_roi_tasks.tasks.apply_drift_correction"):
+        apply_drift_correction(zarr_url=sample.zarr_url, overwrite_input=False)
+    assert "(measured on channel 'DAPI' at level 0 against time point 0)" in caplog.text
+    corrected = ngio.open_ome_zarr_container(sample.zarr_url + "_drift_corrected")
+    assert read_drift_source(corrected) == source
 
 
 def test_labels_left_alone_when_asked(tmp_path, caplog):

@@ -1,6 +1,8 @@
 """Calculate Drift on time-lapse images drifting along known paths (bundled real images)."""
 
+import json
 import weakref
+from pathlib import Path
 
 import ngio
 import numpy as np
@@ -10,7 +12,14 @@ from pydantic import ValidationError
 
 from fractal_roi_tasks.dev.peak_rss import run_task
 from fractal_roi_tasks.errors import InvalidInputError, NotFoundError
-from fractal_roi_tasks.io.drift_table import DRIFT_TABLE, read_drift_shifts
+from fractal_roi_tasks.io.drift_table import (
+    DRIFT_TABLE,
+    DriftSource,
+    drift_frame,
+    read_drift_shifts,
+    read_drift_source,
+    write_drift_table,
+)
 from fractal_roi_tasks.sample_data.constants import PIXEL_SIZE_UM, Z_SPACING_UM
 from fractal_roi_tasks.sample_data.timelapse import make_timelapse
 from fractal_roi_tasks.tasks.calculate_drift import calculate_drift
@@ -93,6 +102,48 @@ def test_another_reference_time_point_and_a_channel_by_wavelength_id(timelapse_2
     good = ~frame["blank"].to_numpy()
     assert frame["reference"].tolist() == [t == 10 for t in range(20)]
     assert np.abs(shifts[good] - truth[good]).max() < 0.05
+
+
+def test_the_table_says_which_channel_level_and_reference_it_was_measured_on(timelapse_2d):
+    calculate_drift(
+        zarr_url=timelapse_2d.zarr_url,
+        channel={"label": "GFP"},
+        level="1",
+        reference_time_point=3,
+        max_step=4,
+        drift_table="recorded",
+    )
+    ome_zarr = ngio.open_ome_zarr_container(timelapse_2d.zarr_url)
+    source = read_drift_source(ome_zarr, "recorded")
+    assert source == DriftSource(
+        channel_label="GFP",
+        wavelength_id="A02_C02",
+        level="1",
+        reference_mode="time_point",
+        reference_time_point=3,
+        max_step=4,
+        time_steps=(1, 2, 4),
+    )
+    assert "measured on channel 'GFP' at level 1 against time point 3" in source.describe()
+    # A user finds it in the table group's attributes (zarr v2 or v3), beside ngio's own.
+    group = Path(timelapse_2d.zarr_url) / "tables" / "recorded"
+    document = group / ".zattrs" if (group / ".zattrs").exists() else group / "zarr.json"
+    attrs = json.loads(document.read_text())
+    attrs = attrs.get("attributes", attrs)
+    assert attrs["drift_source"]["channel_label"] == "GFP"
+    assert attrs["type"] == "generic_table"
+    assert ome_zarr.get_table("recorded").table_type() == "generic_table"
+
+
+def test_a_table_without_its_source_reads_back_as_none(timelapse_2d):
+    ome_zarr = ngio.open_ome_zarr_container(timelapse_2d.zarr_url)
+    write_drift_table(ome_zarr, drift_frame(
+        np.zeros((20, 2)), spacing_um=(1.0, 1.0), time_step=1.0, quality=np.ones(20),
+        blank=np.zeros(20, bool), interpolated=np.zeros(20, bool), reference=0,
+    ), "bare")
+    assert read_drift_source(ome_zarr, "bare") is None
+    with pytest.raises(InvalidInputError, match=r"No drift table 'missing'.*Run Calculate Drift"):
+        read_drift_source(ome_zarr, "missing")
 
 
 def test_3d_shifts_in_planes_and_micrometers(timelapse_3d):

@@ -20,6 +20,13 @@ import numpy as np
 
 from fractal_roi_tasks.figures import panels
 from fractal_roi_tasks.figures.read import FigureData, Panel, _open
+from fractal_roi_tasks.names import (
+    DRIFT_BLANK_COLUMN,
+    DRIFT_INTERPOLATED_COLUMN,
+    DRIFT_REFERENCE_COLUMN,
+    DRIFT_SHIFT_PX_COLUMN,
+    TIME_INDEX_COLUMN,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +92,7 @@ def drift_path(ome_zarr, drift_table: str | None = None) -> DriftPath:
     from fractal_roi_tasks.io.drift_table import DRIFT_TABLE, read_drift_shifts
 
     shifts, frame = read_drift_shifts(ome_zarr, drift_table or DRIFT_TABLE)
-    axes = tuple(a for a in "zyx" if f"shift_{a}_px" in frame.columns)
+    axes = tuple(a for a in "zyx" if DRIFT_SHIFT_PX_COLUMN.format(axis=a) in frame.columns)
     true_px = None
     if DRIFT_TRUTH_TABLE in ome_zarr.list_tables():
         truth, truth_frame = read_drift_shifts(ome_zarr, DRIFT_TRUTH_TABLE)
@@ -100,14 +107,14 @@ def drift_path(ome_zarr, drift_table: str | None = None) -> DriftPath:
             return np.zeros(len(frame), bool)
         return frame[name].to_numpy(bool)
 
-    reference = flag("reference")
+    reference = flag(DRIFT_REFERENCE_COLUMN)
     return DriftPath(
-        t=frame["t"].to_numpy(np.int64),
+        t=frame[TIME_INDEX_COLUMN].to_numpy(np.int64),
         axes=axes,
         shift_px=shifts,
         true_px=true_px,
-        blank=flag("blank"),
-        interpolated=flag("interpolated"),
+        blank=flag(DRIFT_BLANK_COLUMN),
+        interpolated=flag(DRIFT_INTERPOLATED_COLUMN),
         reference=int(np.argmax(reference)) if reference.any() else 0,
     )
 

@@ -51,6 +51,7 @@ class DriftFrames:
         time_step: the NGFF scale of ``t`` (in the image's time unit).
         time_unit: the image's time unit, e.g. ``"second"``.
         channel_label: the label of the channel read.
+        wavelength_id: its wavelength id ('' when it has none).
     """
 
     frames: ChannelFrames
@@ -60,6 +61,7 @@ class DriftFrames:
     time_step: float
     time_unit: str
     channel_label: str
+    wavelength_id: str = ""
 
 
 def check_time_axis(image, zarr_url: str, reference_time_point: int) -> int:
@@ -119,4 +121,5 @@ def read_drift_frames(
         time_step=float(pixel_size.t),
         time_unit=str(pixel_size.time_unit),
         channel_label=image.channel_labels[index],
+        wavelength_id=image.wavelength_ids[index] or "",
     )

@@ -1,6 +1,7 @@
 """The drift table: one row per time point, written by Calculate Drift, read by Apply Drift Correction.
 
-Columns (a generic ngio table, one row per time point ``t`` in order):
+Columns (a generic ngio table, one row per time point ``t`` in order; the
+names are the constants of `fractal_roi_tasks.names`):
 
 - ``t``: time index (0-based);
 - ``time``: the time point in the image's time unit (``t`` x the NGFF scale of ``t``);
@@ -12,19 +13,91 @@ Columns (a generic ngio table, one row per time point ``t`` in order):
 - ``blank``: the frame was found blank or out of focus and not measured;
 - ``interpolated``: its shift was interpolated in time;
 - ``reference``: True on the reference frame's row.
+
+What the drift was measured on (`DriftSource`: channel, pyramid level,
+reference) is kept in the table group's attributes under ``drift_source``,
+through ngio's table metadata, so it travels with the table (and with the
+copies ngio makes of it) and needs no column repeated on every row.
 """
 
 from __future__ import annotations
+
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
 
 from fractal_roi_tasks.errors import InvalidInputError
+from fractal_roi_tasks.names import (
+    DRIFT_BLANK_COLUMN,
+    DRIFT_FLAG_COLUMNS,
+    DRIFT_INTERPOLATED_COLUMN,
+    DRIFT_QUALITY_COLUMN,
+    DRIFT_REFERENCE_COLUMN,
+    DRIFT_SHIFT_PX_COLUMN,
+    DRIFT_SHIFT_UM_COLUMN,
+    DRIFT_SOURCE_ATTRS,
+    DRIFT_TABLE,
+    DRIFT_TIME_COLUMN,
+    TIME_INDEX_COLUMN,
+)
 
-DRIFT_TABLE = "drift_table"
-"""Default name of the drift table."""
+__all__ = ["DRIFT_TABLE", "DriftSource", "drift_frame", "read_drift_shifts", "read_drift_source",
+           "write_drift_table"]
 
 AXES = ("z", "y", "x")
+
+REFERENCE_MODE = "time_point"
+"""How Calculate Drift picks its reference: one time point (``reference_time_point``), the only mode."""
+
+
+@dataclass(frozen=True)
+class DriftSource:
+    """What a drift table was measured on, as stored in the table's attributes.
+
+    Attributes:
+        channel_label: label of the channel the drift was measured on.
+        wavelength_id: that channel's wavelength id ('' when it has none).
+        level: the pyramid level measured (the shifts are in level-0 pixels
+            whatever the level).
+        reference_mode: how the reference was chosen; ``"time_point"``: one
+            fixed time point, ``reference_time_point``.
+        reference_time_point: the time point every shift is relative to.
+        max_step: the largest time step between two time points compared directly.
+        time_steps: the time steps compared (besides the reference).
+
+    >>> source = DriftSource("DAPI", "A01_C01", "0", REFERENCE_MODE, 0, 8, (1, 2, 4, 8))
+    >>> DriftSource.from_attrs(source.to_attrs()) == source
+    True
+    """
+
+    channel_label: str
+    wavelength_id: str
+    level: str
+    reference_mode: str
+    reference_time_point: int
+    max_step: int
+    time_steps: tuple[int, ...]
+
+    def describe(self) -> str:
+        """One phrase for logs: what the drift was measured on."""
+        return (
+            f"measured on channel {self.channel_label!r} at level {self.level} against "
+            f"time point {self.reference_time_point}"
+        )
+
+    def to_attrs(self) -> dict:
+        """A JSON-ready dict (lists for tuples)."""
+        attrs = asdict(self)
+        attrs["time_steps"] = list(self.time_steps)
+        return attrs
+
+    @classmethod
+    def from_attrs(cls, attrs: dict) -> DriftSource:
+        """Back from `to_attrs` (as read from JSON)."""
+        values = dict(attrs)
+        values["time_steps"] = tuple(int(s) for s in values.get("time_steps", ()))
+        return cls(**values)
 
 
 def drift_frame(
@@ -56,27 +129,60 @@ def drift_frame(
     n_frames, dims = shift_px.shape
     axes = AXES[-dims:]
     columns: dict[str, np.ndarray] = {
-        "t": np.arange(n_frames, dtype=np.int64),
-        "time": np.arange(n_frames, dtype=np.float64) * float(time_step),
+        TIME_INDEX_COLUMN: np.arange(n_frames, dtype=np.int64),
+        DRIFT_TIME_COLUMN: np.arange(n_frames, dtype=np.float64) * float(time_step),
     }
     for k, axis in enumerate(axes):
-        columns[f"shift_{axis}_px"] = shift_px[:, k]
+        columns[DRIFT_SHIFT_PX_COLUMN.format(axis=axis)] = shift_px[:, k]
     for k, axis in enumerate(axes):
-        columns[f"shift_{axis}_um"] = shift_px[:, k] * float(spacing_um[k])
-    columns["quality"] = np.asarray(quality, dtype=np.float64)
-    columns["blank"] = np.asarray(blank, dtype=bool)
-    columns["interpolated"] = np.asarray(interpolated, dtype=bool)
-    columns["reference"] = np.arange(n_frames) == reference
+        columns[DRIFT_SHIFT_UM_COLUMN.format(axis=axis)] = shift_px[:, k] * float(spacing_um[k])
+    columns[DRIFT_QUALITY_COLUMN] = np.asarray(quality, dtype=np.float64)
+    columns[DRIFT_BLANK_COLUMN] = np.asarray(blank, dtype=bool)
+    columns[DRIFT_INTERPOLATED_COLUMN] = np.asarray(interpolated, dtype=bool)
+    columns[DRIFT_REFERENCE_COLUMN] = np.arange(n_frames) == reference
     frame = pd.DataFrame(columns)
     frame.index = frame.index.astype(str)
     return frame
 
 
-def write_drift_table(ome_zarr, frame: pd.DataFrame, name: str = DRIFT_TABLE, *, overwrite: bool = True) -> None:
-    """Write the drift table into an open ngio container."""
+def write_drift_table(
+    ome_zarr,
+    frame: pd.DataFrame,
+    name: str = DRIFT_TABLE,
+    *,
+    source: DriftSource | None = None,
+    overwrite: bool = True,
+) -> None:
+    """Write the drift table into an open ngio container, with `source` in its attributes."""
     import ngio
+    from ngio.tables.backends import BackendMeta
 
-    ome_zarr.add_table(name, ngio.GenericTable(frame), overwrite=overwrite)
+    # ngio's table metadata keeps extra fields and writes them into the
+    # group's attributes; type and version are those of ngio's generic table.
+    extra = {DRIFT_SOURCE_ATTRS: source.to_attrs()} if source is not None else {}
+    meta = BackendMeta(type="generic_table", table_version="1", **extra)
+    ome_zarr.add_table(name, ngio.GenericTable(frame, meta=meta), overwrite=overwrite)
+
+
+def _check_exists(ome_zarr, name: str) -> None:
+    names = ome_zarr.list_tables()
+    if name not in names:
+        raise InvalidInputError(
+            f"No drift table {name!r} in this image; its tables are {sorted(names)}. "
+            "Run Calculate Drift first."
+        )
+
+
+def read_drift_source(ome_zarr, name: str = DRIFT_TABLE) -> DriftSource | None:
+    """What the drift table `name` was measured on; None for a table that does not say.
+
+    Raises:
+        InvalidInputError: no table of that name (naming those that exist).
+    """
+    _check_exists(ome_zarr, name)
+    extra = ome_zarr.get_table(name).meta.model_extra or {}
+    attrs = extra.get(DRIFT_SOURCE_ATTRS)
+    return DriftSource.from_attrs(attrs) if isinstance(attrs, dict) else None
 
 
 def read_drift_shifts(ome_zarr, name: str = DRIFT_TABLE) -> tuple[np.ndarray, pd.DataFrame]:
@@ -86,21 +192,17 @@ def read_drift_shifts(ome_zarr, name: str = DRIFT_TABLE) -> tuple[np.ndarray, pd
         InvalidInputError: no table of that name (naming those that exist),
             or one without the shift columns.
     """
-    names = ome_zarr.list_tables()
-    if name not in names:
-        raise InvalidInputError(
-            f"No drift table {name!r} in this image; its tables are {sorted(names)}. "
-            "Run Calculate Drift first."
-        )
+    _check_exists(ome_zarr, name)
     frame = ome_zarr.get_table(name).dataframe
-    axes = [a for a in AXES if f"shift_{a}_px" in frame.columns]
-    if axes[-2:] != ["y", "x"] or "t" not in frame.columns:
+    columns = {a: DRIFT_SHIFT_PX_COLUMN.format(axis=a) for a in AXES}
+    axes = [a for a in AXES if columns[a] in frame.columns]
+    if axes[-2:] != ["y", "x"] or TIME_INDEX_COLUMN not in frame.columns:
         raise InvalidInputError(
-            f"Table {name!r} is not a drift table: it needs columns t, shift_y_px and shift_x_px; "
-            f"it has {list(frame.columns)}."
+            f"Table {name!r} is not a drift table: it needs columns {TIME_INDEX_COLUMN}, "
+            f"{columns['y']} and {columns['x']}; it has {list(frame.columns)}."
         )
-    frame = frame.sort_values("t")
-    for flag in ("blank", "interpolated", "reference"):
+    frame = frame.sort_values(TIME_INDEX_COLUMN)
+    for flag in DRIFT_FLAG_COLUMNS:
         if flag in frame.columns:  # anndata stores them as floats
             frame[flag] = frame[flag].astype(bool)
-    return frame[[f"shift_{a}_px" for a in axes]].to_numpy(dtype=np.float64), frame
+    return frame[[columns[a] for a in axes]].to_numpy(dtype=np.float64), frame

@@ -8,7 +8,7 @@ from pathlib import Path
 from pydantic import validate_call
 
 from fractal_roi_tasks.io import swap
-from fractal_roi_tasks.names import check_name
+from fractal_roi_tasks.names import DRIFT_TABLE, check_name
 
 logger = logging.getLogger(__name__)
 CORRECTED_IMAGE = "{image}_drift_corrected"
@@ -18,7 +18,7 @@ CORRECTED_IMAGE = "{image}_drift_corrected"
 def apply_drift_correction(
     *,
     zarr_url: str,
-    drift_table: str = "drift_table",
+    drift_table: str = DRIFT_TABLE,
     subpixel: bool = False,
     correct_labels: bool = True,
     overwrite_input: bool = True,
@@ -51,12 +51,15 @@ def apply_drift_correction(
             is in a plate) and the original stays.
     """
     from fractal_roi_tasks.io import drift_apply
+    from fractal_roi_tasks.io.drift_table import read_drift_source
     from fractal_roi_tasks.io.wells import acquisition_in_well, add_to_well
 
     check_name(drift_table, what="drift_table")
     output = swap.plan_output(zarr_url, new_name=CORRECTED_IMAGE, overwrite_input=overwrite_input)
     source = str(output.source)
     ome_zarr, shifts, frame = drift_apply.open_checked(source, drift_table)
+    measured = read_drift_source(ome_zarr, drift_table)
+    how = measured.describe() if measured else "not saying what it was measured on"
 
     def build(path: Path) -> dict:
         built = drift_apply.build(
@@ -66,7 +69,8 @@ def apply_drift_correction(
 
     wanted = drift_apply.wanted_marker(drift_table, frame, subpixel=subpixel, correct_labels=correct_labels)
     if swap.build_once(output, wanted, build, source_key="source", task="Apply Drift Correction"):
-        logger.info("%s: %d time points corrected with %r -> %s", source, len(frame), drift_table, output.target)
+        logger.info("%s: %d time points corrected with %r (%s) -> %s",
+                    source, len(frame), drift_table, how, output.target)
     else:
         logger.info("%s: already corrected with %r, nothing to do", output.target, drift_table)
     if output.in_place:

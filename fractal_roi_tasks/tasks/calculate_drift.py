@@ -9,8 +9,13 @@ from pydantic import Field, validate_call
 from typing_extensions import Annotated
 
 from fractal_roi_tasks.arguments import ChannelChoice
-from fractal_roi_tasks.io.drift_table import DRIFT_TABLE, drift_frame, write_drift_table
-from fractal_roi_tasks.names import check_name
+from fractal_roi_tasks.io.drift_table import (
+    REFERENCE_MODE,
+    DriftSource,
+    drift_frame,
+    write_drift_table,
+)
+from fractal_roi_tasks.names import DRIFT_TABLE, check_name
 
 logger = logging.getLogger(__name__)
 
@@ -35,8 +40,10 @@ def calculate_drift(
     drift is interpolated in time. The result goes into the table
     `drift_table` of this image, one row per time point: the shift that
     moves the time point onto the reference (y, x, and z for a stack), in
-    full-resolution pixels and in micrometers, with its quality. Run Apply
-    Drift Correction next to shift every channel.
+    full-resolution pixels and in micrometers, with its quality; the
+    table's attributes record the channel, level and reference time point
+    it was measured with. Run Apply Drift Correction next to shift every
+    channel.
 
     Args:
         zarr_url: Time-lapse image to measure (set by Fractal).
@@ -53,6 +60,7 @@ def calculate_drift(
             comparisons per time point (about 2 + log2 of it).
     """
     from fractal_roi_tasks.drift import estimate_drift
+    from fractal_roi_tasks.drift.pairs import time_steps
     from fractal_roi_tasks.io.drift_reads import read_drift_frames
     from fractal_roi_tasks.io.open import open_image_container
 
@@ -70,7 +78,16 @@ def calculate_drift(
         interpolated=drift.interpolated,
         reference=drift.reference,
     )
-    write_drift_table(ome_zarr, frame, drift_table)
+    source = DriftSource(
+        channel_label=read.channel_label,
+        wavelength_id=read.wavelength_id,
+        level=level,
+        reference_mode=REFERENCE_MODE,
+        reference_time_point=drift.reference,
+        max_step=max_step,
+        time_steps=tuple(time_steps(shift_px.shape[0], max_step)),
+    )
+    write_drift_table(ome_zarr, frame, drift_table, source=source)
 
     for t in np.flatnonzero(drift.interpolated):
         logger.warning("%s time point %d: drift interpolated (%s)", zarr_url, t, drift.reason[t])
