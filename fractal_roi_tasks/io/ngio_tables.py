@@ -10,7 +10,6 @@ import pandas as pd
 
 from fractal_roi_tasks.errors import InvalidInputError
 from fractal_roi_tasks.names import ROI_NAME_INDEX, TIME_INDEX_COLUMN
-from fractal_roi_tasks.rois.gc_pause import gc_paused
 from fractal_roi_tasks.rois.shapes import RoiSet
 from fractal_roi_tasks.rois.time_points import time_column
 
@@ -65,7 +64,7 @@ def level_scale(ome_zarr: ngio.OmeZarrContainer, image_like, axes: tuple[str, ..
 
 def masking_table(
     roi_set: RoiSet, label_name: str, *, time_step: float | None = None, time_unit: str | None = None
-) -> ngio.MaskingRoiTable:
+) -> ngio.GenericTable:
     """One bounding box per object, in micrometers, relative to the image origin.
 
     For a set over time points (features with a ``t`` column, see
@@ -75,44 +74,59 @@ def masking_table(
     ``len_t_second`` whatever the unit), the columns ``t`` and the time in
     `time_unit`, and rows named like the ROIs ("t3-7"), as label ids repeat
     across time points.
+
+    Returns a table that writes exactly what an `ngio.MaskingRoiTable` of one
+    `ngio.Roi` per object writes (same frame, same masking ROI table
+    metadata), read back by ngio as a masking ROI table: built from the
+    columns, since the ROI objects cost more than the rest of the table.
     """
     feats = roi_set.features
-    axes = ("x", "y", "z") if "bbox_z_um" in feats else ("x", "y")
-    columns = [
-        (axis, feats[f"bbox_{axis}_um"].tolist(), feats[f"bbox_len_{axis}_um"].tolist())
-        for axis in axes
-    ]
-    labels = feats["label"].tolist()
+    meta = ngio.MaskingRoiTable(reference_label=label_name).meta
     timed = TIME_INDEX_COLUMN in feats
     if timed:
-        step = 1.0 if time_step is None else float(time_step)
-        time_name = time_column(time_unit)
-        times = feats[TIME_INDEX_COLUMN].tolist()
-    # The same ROIs `Roi.from_values` builds, from plain lists rather than a
-    # row iterator and its value dispatch: about half the time for many objects.
-    make_slice, make_roi = ngio.RoiSlice, ngio.Roi
-    with gc_paused():  # one ROI object per object, no cycles
-        rois = []
-        for i, lab in enumerate(labels):
-            slices = tuple(
-                make_slice(axis_name=axis, start=start[i], length=length[i])
-                for axis, start, length in columns
-            )
-            if not timed:
-                rois.append(make_roi(name=str(lab), slices=slices, label=int(lab), space="world"))
-                continue
-            t = int(times[i])
-            slices += (make_slice(axis_name="t", start=t * step, length=step),)
-            extra = {TIME_INDEX_COLUMN: t, time_name: t * step}
-            rois.append(make_roi(
-                name=roi_set.rois[i].name, slices=slices, label=int(lab), space="world", **extra
-            ))
-        if not timed:
-            return ngio.MaskingRoiTable(rois, reference_label=label_name)
-        meta = ngio.MaskingRoiTable(reference_label=label_name).meta.model_copy(
+        meta = meta.model_copy(
             update={"index_key": ROI_NAME_INDEX, "index_type": "str", "instance_key": ROI_NAME_INDEX}
         )
-        return ngio.MaskingRoiTable(rois, meta=meta)
+    if len(feats) == 0:  # ngio's frame of no ROIs: the required columns only
+        frame = pd.DataFrame({col: pd.Series(dtype="float64") for col in _ROI_COLUMNS})
+        frame.index.name = meta.index_key
+        return ngio.GenericTable(frame, meta=meta)
+
+    def um(column: str, default: float) -> np.ndarray:
+        if column not in feats:  # ngio's value for an axis the ROIs lack
+            return np.full(len(feats), default)
+        return feats[column].to_numpy(np.float64)
+
+    columns = {
+        "x_micrometer": um("bbox_x_um", 0.0),
+        "y_micrometer": um("bbox_y_um", 0.0),
+        "z_micrometer": um("bbox_z_um", 0.0),
+        "len_x_micrometer": um("bbox_len_x_um", 1.0),
+        "len_y_micrometer": um("bbox_len_y_um", 1.0),
+        "len_z_micrometer": um("bbox_len_z_um", 1.0),
+    }
+    # ngio names each row by its ROI name as a string, then casts it to the
+    # index type; the labels go through str() the same way (uint64 ids too).
+    labels = feats["label"].tolist()
+    if not timed:
+        index = [str(lab) for lab in labels]
+    else:
+        step = 1.0 if time_step is None else float(time_step)
+        times = [int(t) for t in feats[TIME_INDEX_COLUMN].tolist()]
+        seconds = [t * step for t in times]
+        columns.update({
+            "t_second": seconds, "len_t_second": [step] * len(times), "label": labels,
+            TIME_INDEX_COLUMN: times, time_column(time_unit): seconds,
+        })
+        index = [roi.name for roi in roi_set.rois]
+    frame = pd.DataFrame(columns, index=pd.Index(index, name=meta.index_key))
+    return ngio.GenericTable(frame, meta=meta)
+
+
+_ROI_COLUMNS = (
+    "x_micrometer", "y_micrometer", "z_micrometer",
+    "len_x_micrometer", "len_y_micrometer", "len_z_micrometer",
+)
 
 
 def feature_table(

@@ -13,6 +13,7 @@ from fractal_roi_tasks.io import ngio_tables
 from fractal_roi_tasks.io.context import image_context
 from fractal_roi_tasks.io.label_metadata import write_label_properties
 from fractal_roi_tasks.io.open import open_image_container, require_label
+from fractal_roi_tasks.io.table_write import add_table
 from fractal_roi_tasks.names import (
     BRANCH_TABLE,
     FEATURE_TABLE,
@@ -117,20 +118,18 @@ def segment_to_rois(
 
     masking_name = MASKING_ROI_TABLE.format(label_name=label_name)
     feature_name = FEATURE_TABLE.format(label_name=label_name)
-    ome_zarr.add_table(
-        masking_name,
+    add_table(
+        ome_zarr, zarr_url, masking_name,
         ngio_tables.masking_table(roi_set, label_name, time_step=time_step, time_unit=time_unit),
-        overwrite=True,
     )
     summaries = None if skeletons is None else skeletons.objects
-    ome_zarr.add_table(
-        feature_name, ngio_tables.feature_table(roi_set, label_name, summaries), overwrite=True
+    add_table(
+        ome_zarr, zarr_url, feature_name, ngio_tables.feature_table(roi_set, label_name, summaries)
     )
     if skeletons is not None:
-        ome_zarr.add_table(
-            BRANCH_TABLE.format(label_name=label_name),
+        add_table(
+            ome_zarr, zarr_url, BRANCH_TABLE.format(label_name=label_name),
             ngio_tables.branch_table(skeletons.roi_set),
-            overwrite=True,
         )
     in_metadata = write_label_properties(
         zarr_url, label_name, ngio_tables.label_properties(roi_set)
