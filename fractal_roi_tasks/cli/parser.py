@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from fractal_roi_tasks import __version__
 from fractal_roi_tasks.cli.commands import figure_command, list_command, run_command
@@ -84,15 +86,105 @@ def _add_common(parser: argparse.ArgumentParser, *, run: bool) -> None:
     )
 
 
-def _add_command(commands, name: str, func, **texts) -> argparse.ArgumentParser:
-    """A subcommand running `func`, its help laid out like every other's."""
-    parser = commands.add_parser(name, formatter_class=_formatter, **texts)
-    parser.set_defaults(func=func)
-    return parser
+def _list_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "task", nargs="?", metavar="TASK", help="show only this task (manifest or module name)"
+    )
+
+
+def _run_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("task", metavar="TASK", help="task name or module name")
+    parser.add_argument("url", metavar="URL", help="OME-Zarr plate, well or image")
+    parser.add_argument(
+        "--args", dest="args_json", metavar="JSON",
+        help="the task's arguments as a JSON object, or @file.json",
+    )
+    parser.add_argument(
+        "--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
+        help="set one argument (repeatable); dotted keys set nested fields",
+    )
+    parser.add_argument(
+        "--zarr-dir", metavar="DIR",
+        help="folder for the init/non-parallel part of a task (default: the plate's parent)",
+    )
+    _add_common(parser, run=True)
+
+
+def _demo_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "directory", nargs="?", default="fractal-roi-demo", metavar="DIR",
+        help="where to write the demo (default: ./fractal-roi-demo)",
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace a demo plate already in DIR"
+    )
+    _add_common(parser, run=True)
+
+
+def _figure_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "paths", nargs="+", metavar="IMAGE_OR_PLATE", help="OME-Zarr plate(s) or image(s)"
+    )
+    parser.add_argument(
+        "-o", "--output", default="overview.png", help="PNG to write (default: overview.png)"
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what is read")
+
+
+@dataclass(frozen=True)
+class _Subcommand:
+    """One subcommand: the function it runs, its help texts and its own arguments."""
+
+    name: str
+    func: Callable[[argparse.Namespace], int]
+    summary: str
+    """The line beside the name in the main help."""
+    description: str
+    epilog: str | None
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+
+
+_LIST_DESCRIPTION = """\
+List the tasks of the manifest with their arguments
+(name, type, default, description)."""
+
+_RUN_DESCRIPTION = """\
+Run one task over one OME-Zarr image or every image of a plate,
+several images at once, the init part of a compound task first."""
+
+_DEMO_DESCRIPTION = """\
+Build a demo HCS plate from bundled real images, run every task
+on it, and show what was found and how to open the results."""
+
+_FIGURE_DESCRIPTION = """\
+Draw one panel per operation (ROI outlines, registration overlay,
+stitched mosaic, seam, labels before/after de-duplication; for a time-lapse
+the drift path and kymographs before/after correction) from a plate, image
+or folder the tasks have run on. Needs matplotlib (pip install "fractal-roi-tasks[figure]")."""
+
+# The subcommands, in the order the main help lists them.
+_SUBCOMMANDS = (
+    _Subcommand(
+        "list", list_command, "the tasks and their arguments",
+        _LIST_DESCRIPTION, _LIST_EPILOG, _list_arguments,
+    ),
+    _Subcommand(
+        "run", run_command, "run one task over an image or a whole plate",
+        _RUN_DESCRIPTION, _RUN_EPILOG, _run_arguments,
+    ),
+    _Subcommand(
+        "demo", demo_command, "build a demo plate and run every task on it",
+        _DEMO_DESCRIPTION, _DEMO_EPILOG, _demo_arguments,
+    ),
+    _Subcommand(
+        "figure", figure_command, "draw an overview PNG of what the tasks did on a plate or image",
+        _FIGURE_DESCRIPTION, None, _figure_arguments,
+    ),
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The command-line parser (subcommands `list`, `run`, `demo`)."""
+    """The command-line parser (subcommands `list`, `run`, `demo`, `figure`)."""
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Fractal tasks for OME-Zarr (ROIs, registration, stitching), run\n"
@@ -102,63 +194,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-
-    listing = _add_command(
-        commands, "list", list_command, help="the tasks and their arguments",
-        description="List the tasks of the manifest with their arguments\n"
-        "(name, type, default, description).",
-        epilog=_LIST_EPILOG,
-    )
-    listing.add_argument(
-        "task", nargs="?", metavar="TASK", help="show only this task (manifest or module name)"
-    )
-
-    run = _add_command(
-        commands, "run", run_command, help="run one task over an image or a whole plate",
-        description="Run one task over one OME-Zarr image or every image of a plate,\n"
-        "several images at once, the init part of a compound task first.",
-        epilog=_RUN_EPILOG,
-    )
-    run.add_argument("task", metavar="TASK", help="task name or module name")
-    run.add_argument("url", metavar="URL", help="OME-Zarr plate, well or image")
-    run.add_argument(
-        "--args", dest="args_json", metavar="JSON",
-        help="the task's arguments as a JSON object, or @file.json",
-    )
-    run.add_argument(
-        "--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
-        help="set one argument (repeatable); dotted keys set nested fields",
-    )
-    run.add_argument(
-        "--zarr-dir", metavar="DIR",
-        help="folder for the init/non-parallel part of a task (default: the plate's parent)",
-    )
-    _add_common(run, run=True)
-
-    demo = _add_command(
-        commands, "demo", demo_command, help="build a demo plate and run every task on it",
-        description="Build a demo HCS plate from bundled real images, run every task\n"
-        "on it, and show what was found and how to open the results.",
-        epilog=_DEMO_EPILOG,
-    )
-    demo.add_argument(
-        "directory", nargs="?", default="fractal-roi-demo", metavar="DIR",
-        help="where to write the demo (default: ./fractal-roi-demo)",
-    )
-    demo.add_argument(
-        "--overwrite", action="store_true", help="replace a demo plate already in DIR"
-    )
-    _add_common(demo, run=True)
-
-    figure = _add_command(
-        commands, "figure", figure_command, help="draw an overview PNG of what the tasks did on a plate or image",
-        description="Draw one panel per operation (ROI outlines, registration overlay,\n"
-        "stitched mosaic, seam, labels before/after de-duplication; for a time-lapse\n"
-        "the drift path and kymographs before/after correction) from a plate, image\n"
-        "or folder the tasks have run on. Needs matplotlib "
-        '(pip install "fractal-roi-tasks[figure]").',
-    )
-    figure.add_argument("paths", nargs="+", metavar="IMAGE_OR_PLATE", help="OME-Zarr plate(s) or image(s)")
-    figure.add_argument("-o", "--output", default="overview.png", help="PNG to write (default: overview.png)")
-    figure.add_argument("-v", "--verbose", action="store_true", help="log what is read")
+    for command in _SUBCOMMANDS:
+        subparser = commands.add_parser(
+            command.name,
+            help=command.summary,
+            description=command.description,
+            epilog=command.epilog,
+            formatter_class=_formatter,
+        )
+        subparser.set_defaults(func=command.func)
+        command.add_arguments(subparser)
     return parser
