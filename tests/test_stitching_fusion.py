@@ -17,6 +17,7 @@ from fractal_roi_tasks.stitching.fusion import (
     Mosaic,
     block_grid,
     block_parts,
+    block_reads,
     fuse_block,
     mosaic_geometry,
 )
@@ -30,7 +31,7 @@ def fuse(mosaic, tiles, *, block=(128, 128), whole_pixels=False, **options):
         parts = block_parts(mosaic, box, whole_pixels=whole_pixels)
         reads = [tiles[p.tile][(..., *p.read_box)] for p in parts]
         out[(..., *box)] = fuse_block(
-            mosaic, box, parts, reads, leading_shape=tiles[0].shape[:-2], **options
+            block_reads(mosaic, box, parts, reads, leading_shape=tiles[0].shape[:-2]), **options
         )
     return out
 
@@ -227,7 +228,9 @@ def test_pixels_outside_every_tile_are_zero(blending):
     assert np.all(fused[covered] >= 900)
     box = (slice(60, 75), slice(61, 110))
     assert block_parts(mosaic, box) == []
-    empty = fuse_block(mosaic, box, [], [], blending=blending, dtype=np.uint16, leading_shape=(2,))
+    empty = fuse_block(
+        block_reads(mosaic, box, [], [], leading_shape=(2,)), blending=blending, dtype=np.uint16
+    )
     assert empty.shape == (2, 15, 49) and empty.dtype == np.uint16 and not empty.any()
 
 
@@ -296,15 +299,15 @@ def test_bad_calls_are_refused_with_a_clear_error():
     parts = block_parts(mosaic, box)
     reads = [np.zeros(p.read_shape, np.float32) for p in parts]
     with pytest.raises(InvalidInputError, match="blending must be"):
-        fuse_block(mosaic, box, parts, reads, blending="cubic")
+        fuse_block(block_reads(mosaic, box, parts, reads), blending="cubic")
     with pytest.raises(InvalidInputError, match="ramp_px must be"):
-        fuse_block(mosaic, box, parts, reads, ramp_px=0)
+        fuse_block(block_reads(mosaic, box, parts, reads), ramp_px=0)
     with pytest.raises(InvalidInputError, match="one read per part"):
-        fuse_block(mosaic, box, parts, reads[:1])
+        block_reads(mosaic, box, parts, reads[:1])
     with pytest.raises(InvalidInputError, match="expected"):
-        fuse_block(mosaic, box, parts, [reads[0], reads[1][:, 1:]])
+        block_reads(mosaic, box, parts, [reads[0], reads[1][:, 1:]])
     with pytest.raises(InvalidInputError, match="same leading axes"):
-        fuse_block(mosaic, box, parts, [reads[0], np.stack([reads[1]] * 2)])
+        block_reads(mosaic, box, parts, [reads[0], np.stack([reads[1]] * 2)])
     with pytest.raises(InvalidInputError, match="inside the mosaic"):
         block_parts(mosaic, (slice(0, 41), slice(0, 10)))
     with pytest.raises(InvalidInputError, match="pair of slices"):

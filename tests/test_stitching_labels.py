@@ -16,7 +16,13 @@ from skimage import filters, measure, morphology
 
 from fractal_roi_tasks.errors import InvalidInputError
 from fractal_roi_tasks.sample_data import load_cardiomyocyte_nuclei, load_source, tile_grid
-from fractal_roi_tasks.stitching.fusion import block_grid, block_parts, fuse_block, mosaic_geometry
+from fractal_roi_tasks.stitching.fusion import (
+    block_grid,
+    block_parts,
+    block_reads,
+    fuse_block,
+    mosaic_geometry,
+)
 from fractal_roi_tasks.stitching.labels import (
     BoxAccumulator,
     fuse_label_block,
@@ -51,7 +57,7 @@ def stitch(label_tiles, positions, *, block=(97, 131), matches=None):
         parts = block_parts(mosaic, box, whole_pixels=True)
         reads = [label_tiles[p.tile][(..., *p.read_box)] for p in parts]
         fused[(..., *box)] = fuse_label_block(
-            mosaic, box, parts, reads, merge, leading_shape=label_tiles[0].shape[:-2]
+            block_reads(mosaic, box, parts, reads, leading_shape=label_tiles[0].shape[:-2]), merge
         )
         boxes.add(fused[(..., *box)], (0,) * (fused.ndim - 2) + (box[0].start, box[1].start))
     return mosaic, merge, fused, boxes
@@ -400,7 +406,8 @@ def test_owner_matches_blending_none_and_owned_ids():
     constant = [np.full(tuple(s), k + 1, np.uint8) for k, s in enumerate(shapes)]
     parts = block_parts(mosaic, full, whole_pixels=True)
     none = fuse_block(
-        mosaic, full, parts, [constant[p.tile][p.read_box] for p in parts], blending="none"
+        block_reads(mosaic, full, parts, [constant[p.tile][p.read_box] for p in parts]),
+        blending="none",
     )
     np.testing.assert_array_equal(none.astype(int) - 1, owner)
     assert (owner == -1).any() and set(np.unique(owner)) == {-1, 0, 1, 2, 3, 4}
@@ -423,15 +430,24 @@ def test_label_errors_are_clear():
     whole = block_parts(mosaic, box, whole_pixels=True)
     tiles = [np.ones((10, 10), np.uint16), np.full((10, 10), 2, np.uint16)]
     merge = merge_labels([[1], [2]], {})
-    fused = fuse_label_block(mosaic, box, whole, [tiles[p.tile][p.read_box] for p in whole], merge)
+    fused = fuse_label_block(
+        block_reads(mosaic, box, whole, [tiles[p.tile][p.read_box] for p in whole]), merge
+    )
     assert fused.dtype == np.uint32 and set(np.unique(fused).tolist()) == {1, 2}
     shifted = mosaic_geometry([[0, 0], [0, 8.5]], (10, 10))
+    sub_pixel = block_parts(shifted, box)
     with pytest.raises(InvalidInputError, match="whole_pixels=True"):
-        fuse_label_block(shifted, box, block_parts(shifted, box), [np.ones((10, 10))] * 2, merge)
+        fuse_label_block(
+            block_reads(shifted, box, sub_pixel, [np.ones(p.read_shape) for p in sub_pixel]), merge
+        )
     with pytest.raises(InvalidInputError, match="merge_labels was not given"):
-        fuse_label_block(mosaic, box, whole, [np.full((10, 10), 3, np.uint16)] * 2, merge)
+        fuse_label_block(
+            block_reads(mosaic, box, whole, [np.full((10, 10), 3, np.uint16)] * 2), merge
+        )
     with pytest.raises(InvalidInputError, match="integer label"):
-        fuse_label_block(mosaic, box, whole, [np.ones((10, 10), np.float32)] * 2, merge)
+        fuse_label_block(
+            block_reads(mosaic, box, whole, [np.ones((10, 10), np.float32)] * 2), merge
+        )
     with pytest.raises(InvalidInputError, match="same region"):
         overlap_matches(np.ones((3, 3), int), np.ones((3, 4), int))
     with pytest.raises(InvalidInputError, match="min_overlap"):
@@ -446,5 +462,5 @@ def test_label_errors_are_clear():
         )
     with pytest.raises(InvalidInputError, match="have shape"):
         owned_ids(mosaic, 0, np.ones((10, 9), np.uint8))
-    empty = fuse_label_block(mosaic, box, [], [], merge, leading_shape=(2,))
+    empty = fuse_label_block(block_reads(mosaic, box, [], [], leading_shape=(2,)), merge)
     assert empty.shape == (2, 10, 18) and not empty.any()

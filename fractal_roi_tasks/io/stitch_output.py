@@ -54,7 +54,7 @@ def _index(
 def fuse_image(ome_zarr, new, plan: StitchPlan, mosaic, boxes) -> None:
     """Fuse every channel, plane and time point of ``ome_zarr``'s image into ``new``'s (level 0),
     then its pyramid; every time point with the one placement of ``mosaic``."""
-    from fractal_roi_tasks.stitching.fusion import block_grid, block_parts, fuse_block
+    from fractal_roi_tasks.stitching.fusion import block_grid, block_parts, block_reads, fuse_block
 
     source = ome_zarr.get_image()
     pixels = TilePixels(source, boxes)
@@ -71,7 +71,9 @@ def fuse_image(ome_zarr, new, plan: StitchPlan, mosaic, boxes) -> None:
                 for z in planes:
                     reads = [pixels.read(p.tile, p.read_box, c=c, z=z, t=t) for p in parts]
                     array[_index(axes, block, c=c, z=z, t=t)] = fuse_block(
-                        mosaic, block, parts, reads, blending=plan.blending, dtype=array.dtype
+                        block_reads(mosaic, block, parts, reads),
+                        blending=plan.blending,
+                        dtype=array.dtype,
                     )
         progress.step()
     target.consolidate(mode="dask")
@@ -88,7 +90,7 @@ def fuse_labels(ome_zarr, new, plan: StitchPlan, mosaic, boxes, label_name: str,
     """
     from fractal_roi_tasks.io.label_metadata import write_label_properties
     from fractal_roi_tasks.stitching import labels as dedup
-    from fractal_roi_tasks.stitching.fusion import block_grid, block_parts
+    from fractal_roi_tasks.stitching.fusion import block_grid, block_parts, block_reads
 
     # Same pixels as the image (check_label_pixels): same tile boxes, and the
     # image's mosaic, each label tile at its position rounded (whole_pixels).
@@ -107,7 +109,7 @@ def fuse_labels(ome_zarr, new, plan: StitchPlan, mosaic, boxes, label_name: str,
             parts = block_parts(mosaic, block, whole_pixels=True)
             for z in planes:
                 reads = [pixels.read(p.tile, p.read_box, z=z, t=t) for p in parts]
-                fused = dedup.fuse_label_block(mosaic, block, parts, reads, merge)
+                fused = dedup.fuse_label_block(block_reads(mosaic, block, parts, reads), merge)
                 array[_index(axes, block, c=None, z=z, t=t)] = fused
                 start = (block[0].start, block[1].start)
                 if z is None:

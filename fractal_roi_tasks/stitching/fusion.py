@@ -26,8 +26,9 @@ Every per-pixel value depends only on the pixel and the tiles, never on the
 block, so fusing block by block gives exactly the same image as one block.
 
 The I/O layer loops over output blocks: `block_parts` says which tiles
-contribute to a block and which box of each to read, `fuse_block` fuses what
-was read. Memory is a few blocks' worth whatever the size of the mosaic.
+contribute to a block and which box of each to read, `block_reads` checks what
+was read, `fuse_block` fuses it. Memory is a few blocks' worth whatever the
+size of the mosaic.
 
 Where each part lives: `fractal_roi_tasks.stitching.mosaic` (placement,
 footprints, blocks and what each reads), `~.ownership` (owner scores,
@@ -40,7 +41,8 @@ names too, so a caller imports one place.
 >>> mosaic = mosaic_geometry([[0.0, 0.0], [0.0, 3.0]], [[4, 6], [4, 6]])
 >>> block = (slice(0, 4), slice(0, 9))
 >>> parts = block_parts(mosaic, block)
->>> fused = fuse_block(mosaic, block, parts, [tiles[p.tile][p.read_box] for p in parts])
+>>> reads = block_reads(mosaic, block, parts, [tiles[p.tile][p.read_box] for p in parts])
+>>> fused = fuse_block(reads)
 >>> fused[0].tolist()
 [10, 10, 10, 12, 15, 18, 20, 20, 20]
 """
@@ -58,11 +60,13 @@ from fractal_roi_tasks.errors import InvalidInputError
 from fractal_roi_tasks.stitching.mosaic import (  # noqa: F401  (the fusion API in one place)
     FRACTION_TOLERANCE_PX,
     INTERPOLATION_PAD_PX,
+    BlockReads,
     Mosaic,
     TilePart,
     block_bounds,
     block_grid,
     block_parts,
+    block_reads,
     checked_reads,
     mosaic_geometry,
     sorted_by_tile,
@@ -80,15 +84,11 @@ logger = logging.getLogger(__name__)
 
 
 def fuse_block(
-    mosaic: Mosaic,
-    block: tuple[slice, slice],
-    parts: Sequence[TilePart],
-    pixels: Sequence[np.ndarray],
+    reads: BlockReads,
     *,
     blending: Literal["linear", "none"] = "linear",
     ramp_px: float | None = None,
     dtype: npt.DTypeLike | None = None,
-    leading_shape: tuple[int, ...] = (),
 ) -> np.ndarray:
     """Fuse the tiles that meet one output block.
 
@@ -99,12 +99,10 @@ def fuse_block(
     a pixel, the pixel is that tile's (resampled) value.
 
     Args:
-        mosaic: the tiles' placement, from `mosaic_geometry`.
-        block: (y, x) slices of the output block in mosaic pixels.
-        parts: ``block_parts(mosaic, block)`` (or with ``whole_pixels=True``).
-        pixels: ``pixels[k]`` is tile ``parts[k].tile`` read at
-            ``parts[k].read_box``: shape (..., h, w), any leading axes
-            (channels, z planes), the same for every part, any numeric dtype.
+        reads: the block and what was read of each tile that meets it, from
+            ``block_reads(mosaic, block, parts, pixels)`` with
+            ``parts = block_parts(mosaic, block)`` (or with ``whole_pixels=True``);
+            the pixels may have any numeric dtype.
         blending: ``"linear"`` (weights falling linearly to the tile borders,
             normalised sum) or ``"none"`` (every pixel from the one tile with
             the largest owner score, lowest index on ties).
@@ -113,16 +111,15 @@ def fuse_block(
             weight grows up to the tile centre).
         dtype: output dtype; default that of the pixels (float32 when there
             are no parts).
-        leading_shape: leading axes of the output when there are no parts;
-            ignored otherwise.
 
     Returns:
-        (..., Y, X) array of the block's size, in ``dtype``: integers are
-        rounded and clipped to the type's range. Pixels no tile covers are 0.
+        Array of shape ``reads.shape``, (..., Y, X), in ``dtype``: integers
+        are rounded and clipped to the type's range. Pixels no tile covers
+        are 0.
 
     Raises:
-        InvalidInputError: (a ValueError) for an unknown blending, a bad
-            ``ramp_px``, or reads that do not match the parts.
+        InvalidInputError: (a ValueError) for an unknown blending or a bad
+            ``ramp_px``.
 
     A tile placed half a pixel to the right shows its own pixel ``j - 0.5``
     at mosaic pixel ``j`` (edge pixels are extrapolated):
@@ -133,25 +130,23 @@ def fuse_block(
     >>> parts[0].fraction_px
     (0.0, 0.5)
     >>> tile = np.arange(8, dtype=np.float32)[None] * 10
-    >>> np.round(fuse_block(m, block, parts, [tile]), 3).tolist()
+    >>> np.round(fuse_block(block_reads(m, block, parts, [tile])), 3).tolist()
     [[-0.625, 4.375, 15.0, 25.0, 35.0, 45.0, 55.0, 65.625]]
     """
-    (y0, y1), (x0, x1) = block_bounds(mosaic, block)
     if blending not in ("linear", "none"):
         raise InvalidInputError(f"blending must be 'linear' or 'none', got {blending!r}.")
     if ramp_px is not None and not (np.isfinite(ramp_px) and ramp_px > 0):
         raise InvalidInputError(
             f"ramp_px must be a positive number of pixels or None, got {ramp_px!r}."
         )
-    arrays = checked_reads(parts, pixels)
-    if arrays:
-        leading_shape = arrays[0].shape[:-2]
-        out_dtype = np.dtype(arrays[0].dtype if dtype is None else dtype)
-    else:
-        out_dtype = np.dtype(np.float32 if dtype is None else dtype)
-    out = np.zeros(tuple(leading_shape) + (y1 - y0, x1 - x0), out_dtype)
-    parts, arrays = sorted_by_tile(parts, arrays)
-    logger.debug("fusing block %s from tiles %s (%s)", block, [p.tile for p in parts], blending)
+    mosaic, parts, arrays = reads.mosaic, reads.parts, reads.arrays
+    if dtype is None:
+        dtype = arrays[0].dtype if arrays else np.float32
+    out_dtype = np.dtype(dtype)
+    out = np.zeros(reads.shape, out_dtype)
+    logger.debug(
+        "fusing block %s from tiles %s (%s)", reads.block, [p.tile for p in parts], blending
+    )
     resampled = [resample_part(part, array) for part, array in zip(parts, arrays, strict=True)]
 
     if blending == "none":

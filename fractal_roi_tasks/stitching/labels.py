@@ -31,7 +31,7 @@ Ids are handled as sorted arrays (`numpy.searchsorted`) or, when they are
 dense enough, small lookup tables (`label_ids`): memory grows with the number of objects,
 never with the size of the largest id.
 
->>> from fractal_roi_tasks.stitching.fusion import block_parts, mosaic_geometry
+>>> from fractal_roi_tasks.stitching.fusion import block_parts, block_reads, mosaic_geometry
 >>> left = np.array([[0, 1, 1, 1]] * 2, np.uint32)    # object 1 cut by the border
 >>> right = np.array([[7, 7, 0, 0]] * 2, np.uint32)   # the same object, id 7
 >>> tiles = [left, right]
@@ -44,7 +44,8 @@ never with the size of the largest id.
 >>> merge = merge_labels([owned_ids(mosaic, t, tiles[t]) for t in (0, 1)], matches)
 >>> block = (slice(0, 2), slice(0, 6))
 >>> parts = block_parts(mosaic, block, whole_pixels=True)
->>> fuse_label_block(mosaic, block, parts, [tiles[p.tile][p.read_box] for p in parts], merge)[0]
+>>> reads = block_reads(mosaic, block, parts, [tiles[p.tile][p.read_box] for p in parts])
+>>> fuse_label_block(reads, merge)[0]
 array([0, 1, 1, 1, 0, 0], dtype=uint32)
 """
 
@@ -66,59 +67,39 @@ from fractal_roi_tasks.stitching.label_matching import (  # noqa: F401  (the de-
 )
 from fractal_roi_tasks.stitching.label_merge import UNKNOWN_ID, LabelMerge, merge_labels  # noqa: F401
 from fractal_roi_tasks.stitching.label_ownership import check_whole_pixels, owned_ids, owner_block
-from fractal_roi_tasks.stitching.mosaic import (
-    Mosaic,
-    TilePart,
-    block_bounds,
-    checked_reads,
-    sorted_by_tile,
-)
+from fractal_roi_tasks.stitching.mosaic import BlockReads
 from fractal_roi_tasks.stitching.ownership import block_cells, owner_factors
 
 logger = logging.getLogger(__name__)
 
 
-def fuse_label_block(
-    mosaic: Mosaic,
-    block: tuple[slice, slice],
-    parts: Sequence[TilePart],
-    pixels: Sequence[np.ndarray],
-    merge: LabelMerge,
-    *,
-    leading_shape: tuple[int, ...] = (),
-) -> np.ndarray:
+def fuse_label_block(reads: BlockReads, merge: LabelMerge) -> np.ndarray:
     """Fuse the label tiles that meet one output block, with final ids.
 
     Every pixel takes the label of the tile that owns it (`owner_block`),
     mapped through ``merge``; labels are never blended or resampled.
 
     Args:
-        mosaic: the tiles' placement.
-        block: (y, x) slices of the output block in mosaic pixels.
-        parts: ``block_parts(mosaic, block, whole_pixels=True)``.
-        pixels: ``pixels[k]`` is the labels of tile ``parts[k].tile`` read at
-            ``parts[k].read_box``: (..., h, w), any leading axes (z planes),
-            the same for every part, integer dtype.
+        reads: the block and the labels read of each tile that meets it, from
+            ``block_reads(mosaic, block, parts, pixels)`` with
+            ``parts = block_parts(mosaic, block, whole_pixels=True)``; the
+            labels have an integer dtype and any leading axes (z planes).
         merge: from `merge_labels`.
-        leading_shape: leading axes of the output when there are no parts.
 
     Returns:
-        (..., Y, X) uint32 final ids of the block, 0 where no tile lies.
+        uint32 final ids of the block, of shape ``reads.shape``, (..., Y, X);
+        0 where no tile lies.
 
     Raises:
         InvalidInputError: (a ValueError) for parts with sub-pixel fractions,
-            reads that do not match the parts, or an owned id the merge does
-            not know.
+            labels that are not integers, or an owned id the merge does not
+            know.
     """
-    (y0, y1), (x0, x1) = block_bounds(mosaic, block)
+    mosaic, block, parts = reads.mosaic, reads.block, reads.parts
     check_whole_pixels(parts)
-    arrays = checked_reads(parts, pixels)
-    if arrays:
-        leading_shape = arrays[0].shape[:-2]
-    out = np.zeros(tuple(leading_shape) + (y1 - y0, x1 - x0), np.uint32)
-    parts, arrays = sorted_by_tile(parts, arrays)
+    out = np.zeros(reads.shape, np.uint32)
     mapped = []
-    for part, array in zip(parts, arrays, strict=True):
+    for part, array in zip(parts, reads.arrays, strict=True):
         crop = tuple(
             slice(t.start - r.start, t.stop - r.start)
             for t, r in zip(part.tile_box, part.read_box, strict=True)

@@ -8,7 +8,8 @@ with ``s_i = round(positions_px[i])`` (halves to even, as `numpy.round`).
 
 `mosaic_geometry` places the tiles, `block_grid` cuts the output into blocks,
 `block_parts` says which tiles meet a block and which box of each to read;
-`checked_reads` checks what was read against the parts.
+`block_reads` checks what was read against the parts and gives the `BlockReads`
+that `fuse_block` and `fuse_label_block` fuse.
 """
 
 from __future__ import annotations
@@ -352,3 +353,68 @@ def sorted_by_tile(
     """Parts and their reads in increasing tile order (ties in the owner rule go to the lowest tile)."""
     order = sorted(range(len(parts)), key=lambda k: parts[k].tile)
     return [parts[k] for k in order], [arrays[k] for k in order]
+
+
+@dataclass(frozen=True, eq=False)
+class BlockReads:
+    """One output block and what was read of every tile that meets it, checked.
+
+    Made by `block_reads`; the input of `fuse_block` and `fuse_label_block`.
+
+    Attributes:
+        mosaic: the tiles' placement.
+        block: (y, x) slices of the block in mosaic pixels, as given.
+        parts: the parts that meet the block, in increasing tile order.
+        arrays: ``arrays[k]`` is the read of tile ``parts[k].tile`` at
+            ``parts[k].read_box``, (..., h, w), the same leading axes for all.
+        shape: (..., Y, X) of the fused block: the reads' leading axes (or
+            the ``leading_shape`` given when no tile meets the block), then
+            the block's size.
+    """
+
+    mosaic: Mosaic
+    block: tuple[slice, slice]
+    parts: tuple[TilePart, ...]
+    arrays: tuple[np.ndarray, ...]
+    shape: tuple[int, ...]
+
+
+def block_reads(
+    mosaic: Mosaic,
+    block: tuple[slice, slice],
+    parts: Sequence[TilePart],
+    pixels: Sequence[np.ndarray],
+    *,
+    leading_shape: tuple[int, ...] = (),
+) -> BlockReads:
+    """Check what was read for one block and put it in tile order.
+
+    Args:
+        mosaic: the tiles' placement, from `mosaic_geometry`.
+        block: (y, x) slices of the output block in mosaic pixels.
+        parts: ``block_parts(mosaic, block)`` (with ``whole_pixels=True`` for labels).
+        pixels: ``pixels[k]`` is tile ``parts[k].tile`` read at
+            ``parts[k].read_box``: shape (..., h, w), any leading axes
+            (channels, z planes), the same for every part.
+        leading_shape: leading axes of the output when there are no parts;
+            ignored otherwise.
+
+    Raises:
+        InvalidInputError: (a ValueError) for a block outside the mosaic or
+            reads that do not match the parts (see `checked_reads`).
+
+    >>> m = mosaic_geometry([[0, 0], [0, 3]], (2, 4))
+    >>> block = (slice(0, 2), slice(0, 7))
+    >>> parts = block_parts(m, block)
+    >>> reads = block_reads(m, block, parts, [np.zeros((3, *p.read_shape)) for p in parts])
+    >>> [p.tile for p in reads.parts], reads.shape
+    ([0, 1], (3, 2, 7))
+    """
+    (y0, y1), (x0, x1) = block_bounds(mosaic, block)
+    arrays = checked_reads(parts, pixels)
+    if arrays:
+        leading_shape = arrays[0].shape[:-2]
+    ordered, arrays = sorted_by_tile(parts, arrays)
+    return BlockReads(
+        mosaic, block, tuple(ordered), tuple(arrays), (*leading_shape, y1 - y0, x1 - x0)
+    )
