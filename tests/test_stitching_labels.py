@@ -80,32 +80,31 @@ def id_pairs(fused, truth):
     return np.unique(np.stack([fused[foreground], truth[foreground]]), axis=1)
 
 
+def _smaller_overlaps(image, other, image_ids, other_ids):
+    """Ids of ``image`` that overlap more than one id of ``other`` -> the pixel counts of
+    all but the largest of those overlaps; ``(image_ids[k], other_ids[k])`` are the
+    pairs of ids that overlap."""
+    ids, counts = np.unique(image_ids, return_counts=True)
+    out = {}
+    for own in ids[counts > 1]:
+        sizes = sorted(
+            int(np.count_nonzero((image == own) & (other == o)))
+            for o in other_ids[image_ids == own]
+        )
+        out[int(own)] = sizes[:-1]
+    return out
+
+
 def split_objects(fused, truth):
     """True ids shown with more than one fused id -> sizes of all but the largest piece."""
-    pairs = id_pairs(fused, truth)
-    ids, counts = np.unique(pairs[1], return_counts=True)
-    out = {}
-    for true_id in ids[counts > 1]:
-        sizes = sorted(
-            int(np.count_nonzero((truth == true_id) & (fused == f)))
-            for f in pairs[0][pairs[1] == true_id]
-        )
-        out[int(true_id)] = sizes[:-1]
-    return out
+    fused_ids, true_ids = id_pairs(fused, truth)
+    return _smaller_overlaps(truth, fused, true_ids, fused_ids)
 
 
 def merged_objects(fused, truth):
     """Fused ids covering more than one true object -> sizes of all but the largest."""
-    pairs = id_pairs(fused, truth)
-    ids, counts = np.unique(pairs[0], return_counts=True)
-    out = {}
-    for fused_id in ids[counts > 1]:
-        sizes = sorted(
-            int(np.count_nonzero((fused == fused_id) & (truth == t)))
-            for t in pairs[1][pairs[0] == fused_id]
-        )
-        out[int(fused_id)] = sizes[:-1]
-    return out
+    fused_ids, true_ids = id_pairs(fused, truth)
+    return _smaller_overlaps(fused, truth, fused_ids, true_ids)
 
 
 def seen_in_pieces(fused_truth):
