@@ -21,6 +21,14 @@ from scipy import fft as sp_fft
 from fractal_roi_tasks.translation.peak import correlation_grid, grid_peak, newton_maximum
 from fractal_roi_tasks.translation.spectra import band, fast_shape
 
+NOISE_FLOOR_FACTOR = 4.0
+"""A frequency counts in the phase correlation when both images' power there is
+above this many times their noise floor."""
+
+MIN_COUNTED_FREQUENCIES = 64
+"""At least this many frequencies (the strongest) count, whatever the noise floor."""
+
+
 @functools.lru_cache(maxsize=16)
 def _hann(shape: tuple[int, int]) -> np.ndarray:
     window = np.outer(np.hanning(shape[0]), np.hanning(shape[1])).astype(np.float32)
@@ -39,7 +47,9 @@ def coarse_displacement(
     The coarse step of `estimate_shift`. Both images lose their mean and get
     a Hann window; the maximum of the phase correlation (the inverse FFT of
     the normalised cross-power spectrum, fractal-tasks-core's method) within
-    ``max_shift`` pixels gives whole pixels, robustly for large shifts. The
+    ``max_shift`` pixels gives whole pixels, robustly for large shifts. Only
+    frequencies above both images' noise floor count (`above_noise_floor`):
+    in a blurred image the others are noise, which would place the peak. The
     same two spectra then give a band-passed plain cross-correlation whose
     maximum near that pixel, found by Newton's method, is a sub-pixel
     estimate (good to a few tenths of a binned pixel) that places the
@@ -68,7 +78,12 @@ def coarse_displacement(
     both *= _hann(shape)
     fa, fb = sp_fft.rfft2(both)
     cross = fb * np.conj(fa)
-    normalised = cross / (np.abs(cross) + np.float32(1e-30))
+    magnitude = np.abs(cross)
+    # Phase correlation gives every frequency the same say: where blur has left
+    # only noise (the high frequencies of a deep defocus stack's y/x image),
+    # noise would place the peak; such frequencies do not count (divided by inf).
+    counted = above_noise_floor(fa, fb, shape)
+    normalised = cross / np.where(counted, magnitude + np.float32(1e-30), np.float32(np.inf))
     surface = sp_fft.irfft2(normalised, s=shape)
     limit = [min(int(math.floor(m)), n // 2) for m, n in zip(max_shift, shape)]
     if all(2 * m + 1 >= n for m, n in zip(limit, shape)):
@@ -95,6 +110,44 @@ def coarse_displacement(
     )
     quality = float(np.clip(peak / math.sqrt(energy), -1.0, 1.0)) if energy > 0 else 0.0
     return whole, subpixel, quality
+
+
+def above_noise_floor(fa: np.ndarray, fb: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """(Y, X // 2 + 1) bool: the frequencies of two `rfft2` spectra that hold signal.
+
+    Each image's noise floor is the median power of its highest frequencies
+    (beyond 3/4 of the Nyquist frequency in y and in x): microscopy images
+    lose power with frequency and camera noise does not, so these are mostly
+    noise. A frequency counts when both images' power there exceeds
+    `NOISE_FLOOR_FACTOR` times their floor; at least the
+    `MIN_COUNTED_FREQUENCIES` strongest (weaker image's power over its floor)
+    count, so an image with a flat spectrum keeps enough for a peak; an image
+    too small for the corner keeps every frequency. ``shape`` is the images'.
+
+    >>> rng = np.random.default_rng(0)
+    >>> spectrum = np.fft.rfft2(rng.normal(size=(64, 64)))
+    >>> counted = above_noise_floor(spectrum, spectrum, (64, 64))
+    >>> bool(counted.sum() >= MIN_COUNTED_FREQUENCIES)
+    True
+    """
+    # In rfft2's layout the corner is one block: the middle rows, the last columns.
+    rows = slice(int(math.floor(0.375 * shape[0])) + 1, int(math.ceil(0.625 * shape[0])))
+    columns = slice(int(math.floor(0.375 * shape[1])) + 1, None)
+    corners = np.stack([fa[rows, columns], fb[rows, columns]]).reshape(2, -1)
+    if corners.shape[1] == 0:
+        return np.ones(fa.shape, bool)
+    floors = np.median(corners.real**2 + corners.imag**2, axis=1)
+    # Signal over floor of the weaker of the two images at each frequency.
+    ratio = np.minimum(
+        (fa.real**2 + fa.imag**2) / max(float(floors[0]), 1e-30),
+        (fb.real**2 + fb.imag**2) / max(float(floors[1]), 1e-30),
+    )
+    counted = ratio > NOISE_FLOOR_FACTOR
+    keep = min(MIN_COUNTED_FREQUENCIES, ratio.size)
+    if int(np.count_nonzero(counted)) < keep:
+        flat = ratio.ravel()
+        counted = ratio >= np.partition(flat, flat.size - keep)[flat.size - keep]
+    return counted
 
 
 def summed_area(values: np.ndarray) -> np.ndarray:
