@@ -15,10 +15,13 @@ and ``benchmarks/bench_registration.py``):
 1. Intensities: a float32 copy of each image, clipped to two intensity
    quantiles (default 1% and 99.9%, estimated on at most 4,096 pixels), as
    fractal-tasks-core's intensity rescaling does.
-2. Coarse, whole pixels: both images (for a stack: their mean over z) are
+2. Coarse, whole pixels: both images (for a stack: their mean over z
+   weighted by each plane's focus, `yx_image`) are
    binned ``coarse_factor`` x ``coarse_factor`` (block mean, the equivalent
    of reading a coarser pyramid level) and registered by phase correlation,
-   fractal-tasks-core's method: robust for shifts of tens of pixels. The
+   fractal-tasks-core's method: robust for shifts of tens of pixels. Only
+   frequencies above both images' noise floor count: in a blurred image
+   the rest is noise, which would otherwise place the peak. The
    same spectra give a sub-pixel estimate at the binned level (Newton's
    method on the band-passed cross-correlation), good to ~0.1 px at full
    resolution, which places the windows of the fine step.
@@ -116,7 +119,7 @@ def estimate_shift(
     with strong noise (512 x 512 fields): ~0.005 px typical, 0.03 px at
     worst (fractal-tasks-core's whole pixels at level 2: ~0.9 px typical,
     2 px at worst). For a stack
-    (Z, Y, X) the y/x shift comes from the mean over z, then z is found;
+    (Z, Y, X) the y/x shift comes from the focus-weighted mean over z, then z is found;
     a single plane behaves like 2D (dz = 0).
 
     Args:
