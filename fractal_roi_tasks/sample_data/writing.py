@@ -131,32 +131,30 @@ def write_converter_image(
         container.add_table(name, table)
 
 
+SAMPLE_IMAGE_SETTINGS = {
+    "channels": CHANNELS,
+    "pixel_size_um": PIXEL_SIZE_UM,
+    "z_spacing_um": Z_SPACING_UM,
+}
+"""What every sample image shares: its channels (DAPI, GFP) and pixel sizes, as
+`write_converter_image` takes them."""
+
+
 def write_sample_channels(
-    zarr_url: str,
-    image: np.ndarray,
-    label: np.ndarray,
-    *,
-    chunk_yx: Sequence[int],
-    tables: Mapping[str, object],
-    levels: int,
-    ngff_version: str,
-    overwrite: bool,
-    time_interval_s: float | None = None,
+    zarr_url: str, image: np.ndarray, label: np.ndarray, **write_options
 ) -> None:
-    """Write an image of the sample channels (DAPI, GFP) and its nuclei label, at the sample pixel sizes."""
+    """Write an image of the sample channels and its nuclei label, at the sample pixel sizes.
+
+    Args:
+        zarr_url: where to write the image.
+        image: the channels, as `write_converter_image` takes them.
+        label: the nuclei label image (uint32, the image's shape without ``c``).
+        **write_options: the other arguments of `write_converter_image`
+            (``chunk_yx``, ``tables``, ``levels``, ``ngff_version``,
+            ``overwrite``, optionally ``time_interval_s``).
+    """
     write_converter_image(
-        zarr_url,
-        image,
-        channels=CHANNELS,
-        pixel_size_um=PIXEL_SIZE_UM,
-        z_spacing_um=Z_SPACING_UM,
-        time_interval_s=time_interval_s,
-        chunk_yx=chunk_yx,
-        levels=levels,
-        ngff_version=ngff_version,
-        overwrite=overwrite,
-        tables=tables,
-        labels={NUCLEI_LABEL: label},
+        zarr_url, image, **SAMPLE_IMAGE_SETTINGS, labels={NUCLEI_LABEL: label}, **write_options
     )
 
 
